@@ -1,0 +1,42 @@
+"""The project's own promises: the README's commands, CI, the command line."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.cli import EXIT_USAGE, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```sh\n(.+?)\n```", text)
+
+
+def test_readme_has_the_two_setup_commands() -> None:
+    commands = _readme_commands()
+    assert len(commands) == 2
+    main_job, tests = commands
+    assert main_job.endswith("feed-harness verify")
+    assert "pytest" in tests
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert _readme_commands()[1] in ci_lines
+
+
+def test_cli_without_command_is_a_usage_error(capsys: object) -> None:
+    assert main([]) == EXIT_USAGE
+
+
+def test_python_dash_m_harness_runs_the_cli() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "--version"], capture_output=True, text=True
+    )
+    assert done.returncode == 0
+    assert done.stdout.startswith("feed-harness ")
