@@ -1,0 +1,1 @@
+"""The checks of every clause of ``clauses.md``, registered by decorator."""

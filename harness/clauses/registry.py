@@ -1,0 +1,139 @@
+"""The one registry of conformance clauses: the CLI, the pytest plugin and the reports read it.
+
+A clause is a plain named check (Schemathesis-style): it reads the evidence of the
+conformance runs (trace, accounting, partner ledger) and returns a verdict; it never
+drives the connector itself.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Outcome = Literal["passed", "failed", "skipped"]
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a check concluded, with the trace sequence numbers that show why."""
+
+    outcome: Outcome
+    message: str = ""
+    seqs: tuple[int, ...] = ()
+    run: str | None = None
+
+    @classmethod
+    def passed(cls, message: str = "", *, run: str | None = None) -> Verdict:
+        return cls("passed", message, run=run)
+
+    @classmethod
+    def failed(cls, message: str, *, seqs: Iterable[int] = (), run: str | None = None) -> Verdict:
+        return cls("failed", message, tuple(seqs), run)
+
+    @classmethod
+    def skipped(cls, message: str, *, run: str | None = None) -> Verdict:
+        return cls("skipped", message, run=run)
+
+
+Check = Callable[[Any], Verdict]
+
+
+@dataclass(frozen=True)
+class Clause:
+    """A named conformance clause of ``clauses.md``.
+
+    ``routes`` are the plugin routes (names of ``contracts.routes``) the clause needs:
+    a connector without one of them gets ``skipped``. ``runs`` are the conformance runs
+    whose evidence the check reads.
+    """
+
+    id: str
+    statement: str
+    group: str
+    check: Check
+    severity: Severity = "error"
+    routes: tuple[str, ...] = ()
+    runs: tuple[str, ...] = ()
+    tags: frozenset[str] = field(default_factory=frozenset)
+
+
+class UnknownClauseError(ValueError):
+    """A clause id or pattern matched nothing in the registry."""
+
+
+_REGISTRY: dict[str, Clause] = {}
+
+
+def clause(
+    id: str,
+    statement: str,
+    *,
+    group: str,
+    routes: tuple[str, ...] = (),
+    runs: tuple[str, ...] = (),
+    severity: Severity = "error",
+) -> Callable[[Check], Check]:
+    """Register the decorated function as the check of clause ``id``."""
+
+    def register(check: Check) -> Check:
+        if id in _REGISTRY:
+            raise ValueError(f"clause {id} is registered twice")
+        _REGISTRY[id] = Clause(
+            id=id,
+            statement=statement,
+            group=group,
+            check=check,
+            severity=severity,
+            routes=routes,
+            runs=runs,
+        )
+        return check
+
+    return register
+
+
+def all_clauses() -> list[Clause]:
+    """Every registered clause, in registration order (the order of ``clauses.md``)."""
+    _load_builtin_checks()
+    return list(_REGISTRY.values())
+
+
+def get_clause(clause_id: str) -> Clause:
+    """The clause with this id; the error lists the known ids."""
+    _load_builtin_checks()
+    try:
+        return _REGISTRY[clause_id]
+    except KeyError:
+        known = ", ".join(_REGISTRY)
+        raise UnknownClauseError(f"unknown clause {clause_id!r}; known clauses: {known}") from None
+
+
+def select_clauses(patterns: Iterable[str] | None) -> list[Clause]:
+    """The clauses matching ids or shell patterns (``BATCH-*``); all of them for None.
+
+    A pattern that matches nothing is an error naming the known ids, so a typo in
+    ``--clauses`` never silently verifies less than asked.
+    """
+    clauses = all_clauses()
+    wanted = [p.strip() for p in (patterns or []) if p.strip()]
+    if not wanted:
+        return clauses
+    chosen: dict[str, Clause] = {}
+    for pattern in wanted:
+        matched = [c for c in clauses if fnmatch.fnmatchcase(c.id, pattern.upper())]
+        if not matched:
+            known = ", ".join(c.id for c in clauses)
+            raise UnknownClauseError(
+                f"--clauses: {pattern!r} matches no clause; known clauses: {known}"
+            )
+        for c in matched:
+            chosen[c.id] = c
+    return [c for c in clauses if c.id in chosen]
+
+
+def _load_builtin_checks() -> None:
+    """Import the modules whose decorators fill the registry (idempotent)."""
+    from harness.clauses import checks  # noqa: F401
