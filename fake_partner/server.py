@@ -1,0 +1,200 @@
+"""The served partner: its ASGI app on loopback under uvicorn, in a background thread.
+
+``serve(partner)`` starts and stops it from Python; ``serve_from_command_line`` is what
+``feed-harness serve-partner`` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from fake_partner.app import TRANSPORT_KEY
+from fake_partner.errors import PartnerUsageError, ScenarioError
+from fake_partner.partner import Partner
+from fake_partner.scenario import load_scenario
+
+START_TIMEOUT_SECONDS = 10.0
+STOP_TIMEOUT_SECONDS = 10.0
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+class _DroppableH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol that lends the app its connection, so a fault can close it."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.app_state = {**self.app_state, TRANSPORT_KEY: transport}
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that signals a threading event once it listens."""
+
+    def __init__(self, config: uvicorn.Config, listening: threading.Event) -> None:
+        super().__init__(config)
+        self._listening = listening
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self._listening.set()
+
+
+@dataclass(frozen=True)
+class ServedPartner:
+    """A partner listening on loopback: where to reach it and how to control it."""
+
+    partner: Partner
+    host: str
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def admin_token(self) -> str:
+        return self.partner.admin_token
+
+    def admin_headers(self) -> dict[str, str]:
+        """Headers that open ``/_admin/...``."""
+        return {"Authorization": f"Bearer {self.partner.admin_token}"}
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        family = socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@contextmanager
+def serve(partner: Partner, host: str = "127.0.0.1", port: int = 0) -> Iterator[ServedPartner]:
+    """Serve ``partner`` on ``host:port`` (0: a free port) for the duration of the block."""
+    sock = _listen(host, port)
+    bound_port = sock.getsockname()[1]
+    served = ServedPartner(partner, host, bound_port)
+    config = uvicorn.Config(
+        partner.asgi_app(served.base_url),
+        host=host,
+        port=bound_port,
+        http=_DroppableH11Protocol,
+        ws="none",
+        lifespan="off",
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+        date_header=False,
+    )
+    listening = threading.Event()
+    server = _Server(config, listening)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run(sockets=[sock])
+        except BaseException as error:  # reported to the caller below
+            failure.append(error)
+        finally:
+            listening.set()
+
+    thread = threading.Thread(target=run, name=f"fake-partner:{bound_port}", daemon=True)
+    thread.start()
+    try:
+        if not listening.wait(START_TIMEOUT_SECONDS) or not server.started:
+            raise RuntimeError(
+                f"the fake partner did not start on {host}:{bound_port} within "
+                f"{START_TIMEOUT_SECONDS} s" + (f": {failure[0]!r}" if failure else "")
+            )
+        yield served
+    finally:
+        server.should_exit = True
+        thread.join(STOP_TIMEOUT_SECONDS)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(STOP_TIMEOUT_SECONDS)
+        sock.close()
+
+
+def serve_from_command_line(port: int, scenario: str | None, host: str = "127.0.0.1") -> int:
+    """Serve until interrupted, printing base_url, client_id/secret, refresh and admin tokens.
+
+    The secrets are printed on purpose: the user asked for them to point a connector by
+    hand. Returns 0 after Ctrl-C or SIGTERM, 2 for a bad scenario or an unusable address.
+    """
+    try:
+        partner = Partner(load_scenario(scenario))
+    except ScenarioError as error:
+        print(f"feed-harness serve-partner: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    stop = threading.Event()
+    previous = _on_stop_signals(stop)
+    try:
+        with serve(partner, host, port) as served:
+            lines = [f"base_url: {served.base_url}"]
+            try:
+                credentials = partner.credentials
+                lines += [
+                    f"client_id: {credentials.client_id}",
+                    f"client_secret: {credentials.client_secret}",
+                    f"refresh_token: {credentials.refresh_token}",
+                ]
+            except PartnerUsageError:
+                lines += ["client_id: (none)", "client_secret: (none)", "refresh_token: (none)"]
+            lines.append(f"admin_token: {partner.admin_token}")
+            print("\n".join(lines), flush=True)
+            stop.wait()
+    except OSError as error:
+        print(
+            f"feed-harness serve-partner: cannot listen on {host}:{port}: {error.strerror}; "
+            "choose another --port (0 picks a free one) or --host",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _restore_signals(previous)
+    return EXIT_OK
+
+
+def _on_stop_signals(stop: threading.Event) -> dict[int, Any]:
+    """SIGINT and SIGTERM set ``stop`` (only possible from the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous: dict[int, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
