@@ -1,0 +1,1 @@
+"""Benchmarks of feed-harness: ``python -m bench`` prints the figures."""
