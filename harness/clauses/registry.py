@@ -95,10 +95,51 @@ def clause(
     return register
 
 
+CLAUSE_ORDER = (
+    "WIRE-SCHEMA",
+    "WIRE-STATUS",
+    "WIRE-DELAY-HEADER",
+    "WIRE-EMPTY-BODY",
+    "WIRE-LATENCY",
+    "CREATE-OK",
+    "CREATE-IDEMPOTENT",
+    "CREATE-PERSISTS-ID",
+    "CREATE-INVALID-CONFIG",
+    "CONNECT-NOT-READY",
+    "CONNECT-READY",
+    "UPDATE-ELIGIBLE",
+    "UPDATE-GROUPING",
+    "UPDATE-STATS",
+    "BATCH-ACCOUNTING",
+    "BATCH-HONEST",
+    "BATCH-EMPTY",
+    "BATCH-LIMIT",
+    "CONVERGENCE",
+    "RETRY-NO-DUPLICATE-SUCCESS",
+    "DELETE-ABSENT",
+    "TOKEN-REFRESH",
+    "TOKEN-INVALID-GRANT",
+    "RATE-LIMIT",
+    "TRANSIENT-5XX",
+    "PARTIAL-FAILURE",
+    "PII-HASHED",
+    "SECRET-NO-LEAK",
+    "ACCOUNT-ISOLATION",
+    "TROUBLESHOOT-AUDIENCE",
+    "AUTH-STATUS",
+    "AUTH-STATE-TAMPER",
+    "AUTH-ROUNDTRIP",
+    "DYNAMIC-PROPERTIES",
+    "NOT-IMPLEMENTED-OK",
+)
+"""The order of ``clauses.md``; clauses added beyond it follow in registration order."""
+
+
 def all_clauses() -> list[Clause]:
-    """Every registered clause, in registration order (the order of ``clauses.md``)."""
+    """Every registered clause, in the order of ``clauses.md``."""
     _load_builtin_checks()
-    return list(_REGISTRY.values())
+    rank = {clause_id: i for i, clause_id in enumerate(CLAUSE_ORDER)}
+    return sorted(_REGISTRY.values(), key=lambda c: rank.get(c.id, len(rank)))
 
 
 def get_clause(clause_id: str) -> Clause:

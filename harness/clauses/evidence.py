@@ -1,0 +1,116 @@
+"""What the conformance runs leave behind for the checks to read.
+
+A *run* drives one :class:`~harness.platform.Platform` through a scripted feed life
+(``harness.clauses.runs``); its :class:`RunRecord` keeps the platform (trace, partner
+ledger and state, gateway), the feeds (accounting, update and batch records) and the
+run's own notes. Checks read records; they never drive the connector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.platform import Platform
+    from harness.simulator import Feed
+    from harness.trace import Exchange
+
+
+@dataclass(frozen=True)
+class Target:
+    """The connector under test: exactly one of ``connector``, ``cmd`` or ``url``.
+
+    ``label`` is how reports and reproduce commands name it (``--connector mod:Attr``,
+    ``--cmd "..."``, ``--url ...``; empty for the built-in reference connector).
+    """
+
+    connector: object | None = None
+    cmd: str | None = None
+    url: str | None = None
+    label: str = "reference connector"
+    cli_args: tuple[str, ...] = ()
+
+    def platform_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``Platform(...)`` naming this connector."""
+        if self.cmd is not None:
+            return {"cmd": self.cmd}
+        if self.url is not None:
+            return {"url": self.url}
+        return {"connector": self.connector}
+
+
+@dataclass
+class RunRecord:
+    """One conformance run's evidence.
+
+    ``notes`` holds what the run itself observed and checks need (named in each run's
+    docstring in ``runs.py``); ``aborted`` says why a run stopped early (the connector
+    stopped answering, a step could not proceed) — checks that need the missing part
+    report it rather than pass.
+    """
+
+    name: str
+    platform: Platform
+    feeds: dict[str, Feed] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+    aborted: str | None = None
+
+    @property
+    def trace(self) -> Any:
+        return self.platform.trace
+
+    @property
+    def partner(self) -> Any:
+        return self.platform.partner
+
+    @property
+    def gateway(self) -> Any:
+        return self.platform.gateway
+
+    def connector_exchanges(self, route_path: str | None = None) -> list[Exchange]:
+        """The platform->connector exchanges, optionally of one route path."""
+        result: list[Exchange] = self.platform.trace.exchanges("platform->connector", route_path)
+        return result
+
+
+@dataclass
+class Evidence:
+    """The records of every run a verification executed, by run name."""
+
+    runs: dict[str, RunRecord] = field(default_factory=dict)
+    seed: int = 0
+    profile: str = "fast"
+    """The verification profile (``fast``, ``ci``, ``thorough``; see ``harness.verify``)."""
+
+    def __getitem__(self, name: str) -> RunRecord:
+        return self.runs[name]
+
+    def get(self, name: str) -> RunRecord | None:
+        return self.runs.get(name)
+
+    def __iter__(self) -> Iterator[RunRecord]:
+        return iter(self.runs.values())
+
+    def all_connector_exchanges(self) -> Iterator[tuple[RunRecord, Exchange]]:
+        """Every platform->connector exchange of every run."""
+        for record in self.runs.values():
+            for exchange in record.connector_exchanges():
+                yield record, exchange
+
+
+RunFunction = Callable[[RunRecord, int], None]
+"""A run's script: drives ``record.platform`` (already started), fills ``record.feeds``
+and ``record.notes``; gets the seed."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A named conformance run: its script and the partner scenario it needs."""
+
+    name: str
+    script: RunFunction
+    scenario: str | None = None
+    description: str = ""
+    settings: Mapping[str, Any] = field(default_factory=dict)

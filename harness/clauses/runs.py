@@ -1,0 +1,57 @@
+"""The conformance runs: each drives a fresh platform through a scripted feed life.
+
+Runs are defined in ``runs_core`` (lifecycle, invalid configuration, oversized batch)
+and ``runs_faults`` (one per partner preset, authentication); this module gathers them
+and executes one for a target connector. Which runs a verification executes follows
+from the clauses selected (``Clause.runs``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fake_partner import Scenario
+from harness.clauses.evidence import RunRecord, RunSpec, Target
+from harness.clauses.runs_core import RUN_SPECS as CORE_RUNS
+from harness.clauses.runs_faults import RUN_SPECS as FAULT_RUNS
+from harness.platform import Platform
+from harness.simulator import ConnectorUnavailableError, FeedStateError, SimulatorSettings
+
+RUNS: dict[str, RunSpec] = {spec.name: spec for spec in (*CORE_RUNS, *FAULT_RUNS)}
+
+
+def runs_for(names: Iterable[str]) -> list[RunSpec]:
+    """The run specs named, in definition order, each once."""
+    wanted = set(names)
+    unknown = wanted - RUNS.keys()
+    if unknown:
+        raise KeyError(f"unknown conformance run(s) {sorted(unknown)}; known: {sorted(RUNS)}")
+    return [spec for name, spec in RUNS.items() if name in wanted]
+
+
+def execute_run(
+    spec: RunSpec,
+    target: Target,
+    *,
+    seed: int,
+    scenario: str | Scenario | None = None,
+) -> RunRecord:
+    """Drive a fresh platform through ``spec`` and keep what it recorded.
+
+    ``scenario`` (the user's ``--scenario``) replaces the run's own scenario only for
+    runs that have none of their own (the preset runs keep their preset). A connector
+    that stops answering ends the run early (``record.aborted``); a connector that
+    cannot be started raises ``harness.drivers.ConnectorStartError``.
+    """
+    platform = Platform(
+        **target.platform_kwargs(),
+        scenario=spec.scenario if spec.scenario is not None else scenario,
+        settings=SimulatorSettings(**dict(spec.settings)),
+    )
+    record = RunRecord(spec.name, platform)
+    with platform:
+        try:
+            spec.script(record, seed)
+        except (ConnectorUnavailableError, FeedStateError) as exc:
+            record.aborted = f"{type(exc).__name__}: {exc}"
+    return record

@@ -1,0 +1,487 @@
+"""The partner-fault and authentication conformance runs.
+
+One run per partner preset that matters for the fault clauses (``preset:<name>``, the
+preset as its scenario), and ``auth``: the OAuth flows, played against the partner. Each
+script drives ``record.platform`` and writes what the checks need into ``record.notes``
+(the keys are listed in each script's docstring). Nothing sleeps: waiting is the clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+from functools import lru_cache, partial
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from contracts.gateway import string_property
+from fake_partner import LedgerEntry
+from harness.clauses.evidence import RunRecord, RunSpec
+from harness.drivers import Answer
+from harness.generators import make_users
+from harness.simulator import Feed, StepOutcome
+from harness.users import SimUser
+
+__all__ = [
+    "ACCOUNT",
+    "AUTH_RUN",
+    "DATAMART_ID",
+    "FEED_DESTINATION_ID",
+    "FINAL_ADVANCE",
+    "PLUGIN_VERSION_ID",
+    "PRESET_RUNS",
+    "REFUSED_DESTINATION_ID",
+    "RUN_SPECS",
+    "USER_ID",
+    "preset_run",
+]
+
+ACCOUNT = "acc-1"
+"""The partner account the feeds use (the seeded refresh token reaches it)."""
+USER_ID = "1042"
+PLUGIN_VERSION_ID = "7331"
+DATAMART_ID = "1509"
+FEED_DESTINATION_ID = "9001"
+"""The feed destination authenticated in the ``auth`` run (``oauth_redirect_url``)."""
+REFUSED_DESTINATION_ID = "9002"
+"""A feed destination whose stored OAUTH2 refresh token the partner does not know."""
+PROVISIONING_WAIT = 61.0
+"""Virtual seconds waited between creation and connection: past the partner's provisioning."""
+FINAL_ADVANCE = 3700.0
+"""Virtual seconds waited before the last updates: past the access token lifetime (3600 s)."""
+AUTH_RUN = "auth"
+
+
+def preset_run(preset: str) -> str:
+    """The run name of a preset: ``preset:<name>``."""
+    return f"preset:{preset}"
+
+
+# ---------------------------------------------------------------------- summaries for notes
+
+
+def _answer(answer: Answer) -> dict[str, Any]:
+    """One connector answer, as notes keep it (the exchange ``seq`` leads to the rest)."""
+    return {
+        "seq": answer.exchange.seq if answer.exchange is not None else None,
+        "http": answer.status,
+        "status": answer.body_status,
+        "message": answer.message,
+        "failure": answer.failure,
+    }
+
+
+def _step(outcome: StepOutcome) -> dict[str, Any]:
+    return {
+        "ok": outcome.ok,
+        "status": outcome.status,
+        "http": outcome.http_status,
+        "attempts": outcome.attempts,
+        "message": outcome.message,
+        "seqs": [a.exchange.seq for a in outcome.answers if a.exchange is not None],
+    }
+
+
+def _partner_summary(record: RunRecord) -> dict[str, Any]:
+    """What the partner's ledger saw: requests, uploads, grants and the faults' answers."""
+    entries: tuple[LedgerEntry, ...] = record.partner.ledger.entries
+    v1 = [e for e in entries if e.path.startswith("/v1/")]
+    token = [e for e in entries if e.path == "/oauth/token"]
+    return {
+        "v1_requests": len(v1),
+        "uploads": sum(1 for e in v1 if e.route == "POST /v1/segments/{segment_id}/members"),
+        "refresh_requests": sum(1 for e in token if e.grant_type == "refresh_token"),
+        "refresh_grants": sum(
+            1 for e in token if e.grant_type == "refresh_token" and e.status == 200
+        ),
+        "invalid_grant": sum(1 for e in token if e.error_code == "invalid_grant"),
+        "answers_401": sum(1 for e in v1 if e.status == 401),
+        "answers_429": sum(1 for e in v1 if e.status == 429),
+        "answers_5xx": sum(1 for e in entries if e.status is not None and e.status >= 500),
+        "dropped": sum(1 for e in entries if e.dropped),
+        "operations_rejected": sum(e.rejected for e in v1),
+        "virtual_seconds": (entries[-1].time - entries[0].time) if entries else 0.0,
+    }
+
+
+def _feed_summary(feed: Feed) -> dict[str, Any]:
+    return {
+        "updates": len(feed.updates),
+        "batches": len(feed.batches),
+        "batch_attempts": sum(len(b.attempts) for b in feed.batches),
+        "batch_outcomes": [b.outcome for b in feed.batches],
+        "state": feed.state,
+    }
+
+
+# ---------------------------------------------------------------------- preset runs
+
+
+@lru_cache(maxsize=4)
+def _population(users: int, seed: int) -> tuple[SimUser, ...]:
+    """The generated users of a seed, shared by the preset runs (only read, never changed)."""
+    return tuple(make_users(users, seed))
+
+
+def _feed_life(
+    record: RunRecord,
+    seed: int,
+    *,
+    preset: str,
+    users: int,
+    deletes: int,
+    wait_before_connect: float,
+) -> None:
+    """Create and connect a feed, load ``users`` generated users and flush, delete some and
+    flush, let the access token expire, send a few more.
+
+    Notes: ``preset``, ``users``, ``deletes``, ``creation`` and ``connection`` (ok, status,
+    http, attempts, message, seqs), ``feed`` (updates, batches, batch_attempts,
+    batch_outcomes, state), ``partner`` (ledger counts: v1_requests, uploads,
+    refresh_requests, refresh_grants, invalid_grant, answers_401/429/5xx, dropped,
+    operations_rejected, virtual_seconds), ``final_advance``.
+    """
+    platform = record.platform
+    notes = record.notes
+    notes.update(preset=preset, users=users, deletes=deletes, final_advance=FINAL_ADVANCE)
+    feed = platform.new_feed(partner_account_id=ACCOUNT)
+    record.feeds["main"] = feed
+    try:
+        creation = feed.create()
+        notes["creation"] = _step(creation)
+        if not creation.ok:
+            record.aborted = f"creation failed: {creation}"
+            return
+        if wait_before_connect:
+            platform.clock.advance(wait_before_connect)
+        connection = feed.connect()
+        notes["connection"] = _step(connection)
+        if not connection.ok:
+            record.aborted = f"connection failed: {connection}"
+            return
+        population = _population(users, seed)
+        feed.upsert(population)
+        feed.flush()
+        feed.delete(population[:deletes])
+        feed.flush()
+        platform.clock.advance(FINAL_ADVANCE)
+        feed.upsert(population[deletes : deletes + 10])
+        feed.flush()
+    finally:
+        notes["feed"] = _feed_summary(feed)
+        notes["partner"] = _partner_summary(record)
+
+
+def _preset_spec(
+    preset: str,
+    description: str,
+    *,
+    users: int = 120,
+    deletes: int = 30,
+    wait_before_connect: float = PROVISIONING_WAIT,
+    settings: dict[str, Any] | None = None,
+) -> RunSpec:
+    script = partial(
+        _feed_life,
+        preset=preset,
+        users=users,
+        deletes=deletes,
+        wait_before_connect=wait_before_connect,
+    )
+    return RunSpec(
+        name=preset_run(preset),
+        script=script,
+        scenario=preset,
+        description=description,
+        settings={"batch_flush_max_size": 20, **(settings or {})},
+    )
+
+
+def _invalid_grant(record: RunRecord, seed: int) -> None:
+    """The partner refuses every refresh token (400 ``invalid_grant``).
+
+    A new feed is created (``creation_new``); a second feed, activated before the refresh
+    token was revoked (its partner segment exists, its ``partner_segment_id`` is set and
+    the simulator treats it as ACTIVE), is created again (``creation_existing``), connected
+    (``connection``), gets 30 users upserted and 10 deleted in batches of 10 (``feed``),
+    and is troubleshot (``troubleshoot``). Notes also: ``partner`` (ledger counts), and
+    ``partner_segment_id`` of the second feed.
+    """
+    platform = record.platform
+    notes = record.notes
+    feed = platform.new_feed(partner_account_id=ACCOUNT)
+    record.feeds["new"] = feed
+    notes["creation_new"] = _step(feed.create())
+    segment_id = _existing_segment(record, "activated before the revocation")
+    notes["partner_segment_id"] = segment_id
+    active = platform.new_feed(partner_account_id=ACCOUNT, partner_segment_id=segment_id)
+    record.feeds["active"] = active
+    try:
+        notes["creation_existing"] = _step(active.create())
+        notes["connection"] = _step(active.connect())
+        active.state = "ACTIVE"  # it was activated before the partner revoked the token
+        population = _population(30, seed)
+        active.upsert(population)
+        active.flush()
+        active.delete(population[:10])
+        active.flush()
+        notes["troubleshoot"] = _answer(active.troubleshoot())
+    finally:
+        notes["feed"] = _feed_summary(active)
+        notes["partner"] = _partner_summary(record)
+
+
+def _existing_segment(record: RunRecord, name: str) -> str:
+    """A ready partner segment in ``ACCOUNT``, made on the partner's side (no request)."""
+    backend = record.partner.backend
+    credentials = record.partner.credentials
+    token = backend.issue_access_token(credentials.client_id, (ACCOUNT,))
+    segment = backend.create_segment(token, ACCOUNT, name, None)
+    segment.ready_at = min(segment.ready_at, record.platform.clock.now())
+    return str(segment.id)
+
+
+# ---------------------------------------------------------------------- auth run
+
+
+def _auth(record: RunRecord, seed: int) -> None:
+    """Authentication: status, consent, tampered states, round trip, dynamic properties,
+    feed-destination OAuth, metadata.
+
+    Notes (answers as ``{seq, http, status, message, failure}``): ``partner_url``,
+    ``user_id``, ``plugin_version_id``, ``datamart_id``, ``creation`` (a feed, so the account
+    has a segment); ``status_initial`` (+ ``login_url``); ``consent_1`` (consent result:
+    http, code_received, state_unchanged, error); ``tamper_altered`` / ``tamper_forged``
+    (``answer``, ``code_used`` after it, ``status_after``); ``status_login`` (+
+    ``login_url_2``), ``consent_2``, ``authentication``, ``status_authenticated``,
+    ``dynamic_without_account``, ``dynamic_with_account``, ``logout``,
+    ``status_after_logout``; ``oauth_redirect_url`` (+ ``login_url_destination``),
+    ``consent_destination``, ``authentication_destination``,
+    ``test_authentication_valid``, ``test_authentication_refused``; ``metadata``; and
+    ``skipped``: steps that could not be played, with why.
+    """
+    platform = record.platform
+    notes = record.notes
+    skipped: dict[str, str] = {}
+    notes.update(
+        partner_url=platform.partner_url,
+        user_id=USER_ID,
+        plugin_version_id=PLUGIN_VERSION_ID,
+        datamart_id=DATAMART_ID,
+        skipped=skipped,
+    )
+    feed = platform.new_feed(partner_account_id=ACCOUNT)
+    record.feeds["main"] = feed
+    notes["creation"] = _step(feed.create())
+    user = {"user_id": USER_ID, "plugin_version_id": PLUGIN_VERSION_ID}
+    status_body = {**user, "datamart_id": DATAMART_ID, "segment_id": feed.segment_id}
+
+    def status(key: str) -> str | None:
+        answer = feed.call("authentication_status", status_body)
+        notes[key] = _answer(answer)
+        return _login_url(answer)
+
+    def authenticate(key: str, code: str, state: str, **extra: str) -> None:
+        body = {**user, **extra, "params": {"code": code, "state": state}}
+        notes[key] = _answer(feed.call("authentication", body))
+
+    # 1. Not authenticated yet: a login URL with a state; the user consents.
+    login_url = status("status_initial")
+    notes["login_url"] = login_url
+    consent = _consent(record, login_url, "consent_1", skipped)
+    # 2. A valid code with an altered, then a forged state: refused, nothing stored.
+    if consent is not None:
+        code, state = consent
+        rng = random.Random(f"{seed}:forged-state")
+        for key, tampered in (
+            ("tamper_altered", _altered(state)),
+            ("tamper_forged", _forged(state, rng)),
+        ):
+            answer = feed.call(
+                "authentication", {**user, "params": {"code": code, "state": tampered}}
+            )
+            notes[key] = {
+                "answer": _answer(answer),
+                "code_used": _code_used(record, code),
+                "status_after": _answer(feed.call("authentication_status", status_body)),
+            }
+    # 3. The round trip: a fresh login, the code, authenticated, dynamic values, logout.
+    login_url_2 = status("status_login")
+    notes["login_url_2"] = login_url_2
+    consent_2 = _consent(record, login_url_2, "consent_2", skipped)
+    if consent_2 is not None:
+        authenticate("authentication", *consent_2)
+    status("status_authenticated")
+    dynamic = {"datamart_id": DATAMART_ID, "user_id": USER_ID, "segment_id": feed.segment_id}
+    notes["dynamic_without_account"] = _answer(feed.call("dynamic_property_values", dynamic))
+    with_account = {
+        **dynamic,
+        "properties": [string_property("partner_account_id", ACCOUNT).model_dump(mode="json")],
+    }
+    notes["dynamic_with_account"] = _answer(feed.call("dynamic_property_values", with_account))
+    notes["logout"] = _answer(feed.call("logout", {**user, "datamart_id": DATAMART_ID}))
+    status("status_after_logout")
+    # 4. A feed destination: its login URL, consent, authentication, test_authentication.
+    _destination(record, feed, skipped)
+    notes["metadata"] = _answer(feed.call("metadata"))
+
+
+def _destination(record: RunRecord, feed: Feed, skipped: dict[str, str]) -> None:
+    notes = record.notes
+    answer = feed.call(
+        "oauth_redirect_url",
+        {"feed_destination_id": FEED_DESTINATION_ID, "plugin_version_id": PLUGIN_VERSION_ID},
+    )
+    notes["oauth_redirect_url"] = _answer(answer)
+    url = answer.json.get("login_url") if isinstance(answer.json, dict) else None
+    login_url = url if isinstance(url, str) else None
+    notes["login_url_destination"] = login_url
+    consent = _consent(record, login_url, "consent_destination", skipped)
+    if consent is not None:
+        code, state = consent
+        body = {
+            "user_id": USER_ID,
+            "plugin_version_id": PLUGIN_VERSION_ID,
+            "feed_destination_id": FEED_DESTINATION_ID,
+            "params": {"code": code, "state": state},
+        }
+        notes["authentication_destination"] = _answer(feed.call("authentication", body))
+    notes["test_authentication_valid"] = _answer(
+        feed.call("test_authentication", {"feed_destination_id": FEED_DESTINATION_ID})
+    )
+    record.gateway.set_credentials(
+        REFUSED_DESTINATION_ID, "OAUTH2", {"refresh_token": "rt-unknown-to-the-partner"}
+    )
+    notes["test_authentication_refused"] = _answer(
+        feed.call("test_authentication", {"feed_destination_id": REFUSED_DESTINATION_ID})
+    )
+
+
+def _login_url(answer: Answer) -> str | None:
+    data = answer.json.get("data") if isinstance(answer.json, dict) else None
+    url = data.get("login_url") if isinstance(data, dict) else None
+    return url if isinstance(url, str) and url else None
+
+
+def _consent(
+    record: RunRecord, login_url: str | None, key: str, skipped: dict[str, str]
+) -> tuple[str, str] | None:
+    """Play the user's consent: GET the login URL at the partner, read code and state from
+    the redirect (not followed). Notes ``key``: http, code_received, state_unchanged, error."""
+    if login_url is None:
+        skipped[key] = "no login_url to consent to"
+        return None
+    partner = urlsplit(record.platform.partner_url)
+    target = urlsplit(login_url)
+    if (target.scheme, target.netloc) != (partner.scheme, partner.netloc):
+        skipped[key] = f"the login_url {login_url!r} is not at the partner {partner.geturl()}"
+        return None
+    sent_state = parse_qs(target.query).get("state", [None])[0]
+    try:
+        with httpx.Client(follow_redirects=False, timeout=10.0) as client:
+            response = client.get(login_url)
+    except httpx.HTTPError as error:
+        record.notes[key] = {"error": f"{type(error).__name__}: {error}"}
+        return None
+    _tag_consent(record)
+    location = urlsplit(response.headers.get("location", ""))
+    query = parse_qs(location.query)
+    code = query.get("code", [None])[0]
+    state = query.get("state", [None])[0]
+    record.notes[key] = {
+        "http": response.status_code,
+        "code_received": code is not None,
+        "state_unchanged": state is not None and state == sent_state,
+        "error": query.get("error", [None])[0]
+        or (None if response.status_code == 302 else response.text[:300]),
+    }
+    if code is None or state is None:
+        return None
+    record.platform.redactor.add_secret(code)
+    return code, state
+
+
+def _tag_consent(record: RunRecord) -> None:
+    """Mark the consent request in the trace: the harness made it, playing the user."""
+    for exchange in reversed(record.trace.exchanges("connector->partner", "/oauth/authorize")):
+        exchange.tags["actor"] = "harness: user consent"
+        return
+
+
+def _code_used(record: RunRecord, code: str) -> bool | None:
+    """Whether the partner exchanged this authorization code (None: unknown code)."""
+    found = record.partner.backend.codes.get(code)
+    return None if found is None else bool(found.used)
+
+
+def _altered(state: str) -> str:
+    """The state with one character in its middle changed."""
+    middle = len(state) // 2
+    replacement = "B" if state[middle] == "A" else "A"
+    return state[:middle] + replacement + state[middle + 1 :]
+
+
+def _forged(state: str, rng: random.Random) -> str:
+    """A state the connector never issued, of the same length and alphabet."""
+    raw = bytes(rng.getrandbits(8) for _ in range(max(16, len(state))))
+    forged = base64.urlsafe_b64encode(hashlib.sha256(raw).digest() + raw).decode()
+    return forged[: max(len(state), 16)]
+
+
+# ---------------------------------------------------------------------- the runs
+
+PRESET_RUNS: tuple[RunSpec, ...] = (
+    _preset_spec(
+        "token-expiry-mid-upload",
+        "120 users in batches of 20: the 2nd upload's access token expires on arrival; the "
+        "clock then passes the token lifetime",
+    ),
+    _preset_spec(
+        "rate-limit-burst",
+        "/v1 calls 3 to 5 (the first uploads) answer 429 with Retry-After: 30",
+    ),
+    _preset_spec(
+        "rate-limit-no-retry-after",
+        "/v1 calls 3 to 5 (the first uploads) answer 429 without Retry-After",
+    ),
+    _preset_spec(
+        "flaky-5xx",
+        "about 1 /v1 call in 5 answers 503 (seeded: the 1st, 8th, 13th, 20th...); creation "
+        "may be retried (3 attempts)",
+        settings={"max_creation_attempts": 3},
+    ),
+    _preset_spec("ambiguous-503", "the 1st upload is applied, then answered 503"),
+    _preset_spec("dropped-connection", "the 1st upload's connection closes with no answer"),
+    _preset_spec("ambiguous-drop", "the 1st upload is applied, then its connection closes"),
+    _preset_spec(
+        "mixed-invalid-items",
+        "about 10% of the upload operations are rejected per item (IDENTIFIER_REJECTED)",
+    ),
+    _preset_spec(
+        "not-ready-for-3-polls",
+        "the new segment answers 404 SEGMENT_NOT_READY to 3 calls: connection polls",
+        wait_before_connect=0.0,
+    ),
+)
+
+RUN_SPECS: tuple[RunSpec, ...] = (
+    *PRESET_RUNS,
+    RunSpec(
+        name=preset_run("invalid-grant"),
+        script=_invalid_grant,
+        scenario="invalid-grant",
+        description="the partner refuses the refresh token: creation, connection, batches "
+        "and troubleshoot of a feed activated before the revocation",
+        settings={"batch_flush_max_size": 10},
+    ),
+    RunSpec(
+        name=AUTH_RUN,
+        script=_auth,
+        description="authentication status, consent, tampered states, round trip, dynamic "
+        "property values, feed-destination OAuth, metadata",
+    ),
+)
+"""The fault and authentication runs, in the order they are executed."""
