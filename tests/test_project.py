@@ -13,8 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _readme_commands() -> list[str]:
+    """The commands of the README's set-up section, one per code block."""
     text = (ROOT / "README.md").read_text()
-    return re.findall(r"```sh\n(.+?)\n```", text)
+    section = text.split("## Set up and run", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.+?)\n```", section)
 
 
 def test_readme_has_the_two_setup_commands() -> None:
