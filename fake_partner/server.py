@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from fake_partner.app import TRANSPORT_KEY
@@ -74,7 +75,12 @@ class ServedPartner:
         return {"Authorization": f"Bearer {self.partner.admin_token}"}
 
 
-def _listen(host: str, port: int) -> socket.socket:
+class ServeError(RuntimeError):
+    """A server could not start on loopback; the message says where and why."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (0: a free port), so the port is known at once."""
     try:
         family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     except ValueError:
@@ -83,6 +89,7 @@ def _listen(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(128)
     except OSError:
         sock.close()
         raise
@@ -90,16 +97,15 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 @contextmanager
-def serve(partner: Partner, host: str = "127.0.0.1", port: int = 0) -> Iterator[ServedPartner]:
-    """Serve ``partner`` on ``host:port`` (0: a free port) for the duration of the block."""
-    sock = _listen(host, port)
-    bound_port = sock.getsockname()[1]
-    served = ServedPartner(partner, host, bound_port)
+def serve_asgi(
+    app: ASGIApp, sock: socket.socket, *, http: type[asyncio.Protocol] | str = "auto"
+) -> Iterator[None]:
+    """Serve ``app`` with uvicorn on the bound ``sock`` in a background thread, until the
+    block ends; returns once it listens (signalled, not polled). Closes ``sock`` after."""
+    host, port = sock.getsockname()[:2]
     config = uvicorn.Config(
-        partner.asgi_app(served.base_url),
-        host=host,
-        port=bound_port,
-        http=_DroppableH11Protocol,
+        app,
+        http=http,
         ws="none",
         lifespan="off",
         log_config=None,
@@ -116,20 +122,21 @@ def serve(partner: Partner, host: str = "127.0.0.1", port: int = 0) -> Iterator[
     def run() -> None:
         try:
             server.run(sockets=[sock])
-        except BaseException as error:  # reported to the caller below
+        except BaseException as error:  # SystemExit from uvicorn included: reported below
             failure.append(error)
         finally:
             listening.set()
 
-    thread = threading.Thread(target=run, name=f"fake-partner:{bound_port}", daemon=True)
+    thread = threading.Thread(target=run, name=f"uvicorn:{host}:{port}", daemon=True)
     thread.start()
     try:
         if not listening.wait(START_TIMEOUT_SECONDS) or not server.started:
-            raise RuntimeError(
-                f"the fake partner did not start on {host}:{bound_port} within "
-                f"{START_TIMEOUT_SECONDS} s" + (f": {failure[0]!r}" if failure else "")
+            server.should_exit = True
+            raise ServeError(
+                f"uvicorn did not start on {host}:{port} within {START_TIMEOUT_SECONDS} s"
+                + (f": {failure[0]!r}" if failure else "")
             )
-        yield served
+        yield
     finally:
         server.should_exit = True
         thread.join(STOP_TIMEOUT_SECONDS)
@@ -137,6 +144,15 @@ def serve(partner: Partner, host: str = "127.0.0.1", port: int = 0) -> Iterator[
             server.force_exit = True
             thread.join(STOP_TIMEOUT_SECONDS)
         sock.close()
+
+
+@contextmanager
+def serve(partner: Partner, host: str = "127.0.0.1", port: int = 0) -> Iterator[ServedPartner]:
+    """Serve ``partner`` on ``host:port`` (0: a free port) for the duration of the block."""
+    sock = listen(host, port)
+    served = ServedPartner(partner, host, sock.getsockname()[1])
+    with serve_asgi(partner.asgi_app(served.base_url), sock, http=_DroppableH11Protocol):
+        yield served
 
 
 def serve_from_command_line(port: int, scenario: str | None, host: str = "127.0.0.1") -> int:

@@ -6,28 +6,20 @@ thread on a socket bound before the thread starts, so the port is known and noth
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
-import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fake_partner.server import ServeError, listen
+from fake_partner.server import serve_asgi as uvicorn_thread
 from harness.gateway.core import Gateway
 
 __all__ = ["ServeError", "ServedApp", "ServedGateway", "asgi_app", "serve_asgi", "serve_gateway"]
 
 Handler = Callable[[httpx.Request], httpx.Response]
-
-_STARTUP_TIMEOUT = 10.0
-_SHUTDOWN_TIMEOUT = 10.0
-
-
-class ServeError(RuntimeError):
-    """The server could not start or stop; the message says where and what to check."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,46 +97,13 @@ def asgi_app(handle: Handler) -> ASGIApp:
 @contextmanager
 def serve_asgi(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[ServedApp]:
     """Serve ``app`` with uvicorn in a background thread until the block ends."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
+        sock = listen(host, port)
     except OSError as exc:
-        sock.close()
         raise ServeError(f"cannot listen on {host}:{port} ({exc}): pick a free port or 0") from None
-    bound_port: int = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, lifespan="off", log_config=None, log_level="warning", access_log=False
-    )
-    started = threading.Event()
-    server = _Server(config, started)
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            server.run(sockets=[sock])
-        except BaseException as exc:  # SystemExit from uvicorn included: report, not crash
-            failure.append(exc)
-        finally:
-            started.set()
-
-    thread = threading.Thread(target=run, name=f"uvicorn-{host}:{bound_port}", daemon=True)
-    thread.start()
-    try:
-        if not started.wait(_STARTUP_TIMEOUT) or not server.started:
-            server.should_exit = True
-            why = f" ({failure[0]!r})" if failure else ""
-            raise ServeError(f"uvicorn did not start on {host}:{bound_port}{why}")
-        yield ServedApp(host, bound_port)
-    finally:
-        server.should_exit = True
-        thread.join(_SHUTDOWN_TIMEOUT)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(_SHUTDOWN_TIMEOUT)
-        sock.close()
+    served = ServedApp(host, sock.getsockname()[1])
+    with uvicorn_thread(app, sock):
+        yield served
 
 
 @contextmanager
@@ -154,18 +113,6 @@ def serve_gateway(
     """Serve ``gateway`` on ``host:port`` (0: a free port) until the block ends."""
     with serve_asgi(asgi_app(gateway.handle), host, port) as served:
         yield ServedGateway(served.host, served.port, gateway)
-
-
-class _Server(uvicorn.Server):
-    """A uvicorn server that says when it has started, instead of being polled."""
-
-    def __init__(self, config: uvicorn.Config, started: threading.Event) -> None:
-        super().__init__(config)
-        self._started_event = started
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        self._started_event.set()
 
 
 def _url(scope: Scope) -> str:
