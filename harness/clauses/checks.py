@@ -1,5 +1,5 @@
-"""Every clause of ``clauses.md``: importing this module registers all the checks."""
+"""Every clause of ``clauses.md`` (and the stateful one): importing this registers all checks."""
 
-from harness.clauses import checks_core, checks_faults
+from harness.clauses import checks_core, checks_faults, stateful
 
-__all__ = ["checks_core", "checks_faults"]
+__all__ = ["checks_core", "checks_faults", "stateful"]

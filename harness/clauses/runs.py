@@ -1,7 +1,8 @@
 """The conformance runs: each drives a fresh platform through a scripted feed life.
 
-Runs are defined in ``runs_core`` (lifecycle, invalid configuration, oversized batch)
-and ``runs_faults`` (one per partner preset, authentication); this module gathers them
+Runs are defined in ``runs_core`` (lifecycle, invalid configuration, oversized batch),
+``runs_faults`` (one per partner preset, authentication) and ``stateful`` (hypothesis'
+random feed lives); this module gathers them
 and executes one for a target connector. Which runs a verification executes follows
 from the clauses selected (``Clause.runs``).
 """
@@ -14,10 +15,11 @@ from fake_partner import Scenario
 from harness.clauses.evidence import RunRecord, RunSpec, Target
 from harness.clauses.runs_core import RUN_SPECS as CORE_RUNS
 from harness.clauses.runs_faults import RUN_SPECS as FAULT_RUNS
+from harness.clauses.stateful import RUN_SPECS as STATEFUL_RUNS
 from harness.platform import Platform
 from harness.simulator import ConnectorUnavailableError, FeedStateError, SimulatorSettings
 
-RUNS: dict[str, RunSpec] = {spec.name: spec for spec in (*CORE_RUNS, *FAULT_RUNS)}
+RUNS: dict[str, RunSpec] = {spec.name: spec for spec in (*CORE_RUNS, *FAULT_RUNS, *STATEFUL_RUNS)}
 
 
 def runs_for(names: Iterable[str]) -> list[RunSpec]:

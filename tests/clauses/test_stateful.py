@@ -1,0 +1,206 @@
+"""STATEFUL-LIFECYCLE: the reference connector survives random feed lives; faulty connectors
+(inflated counts, success invented on a partner 5xx) are caught with a short program and seed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import settings
+
+from contracts.plugin_api import (
+    BatchUpdateRequest,
+    BatchUpdateResponse,
+    UserSegmentUpdateRequest,
+    UserSegmentUpdateResponse,
+)
+from harness.clauses.evidence import Evidence, RunRecord, Target
+from harness.clauses.registry import get_clause
+from harness.clauses.stateful import (
+    CLAUSE_ID,
+    RUN_SPECS,
+    STATEFUL_RUN,
+    StatefulOutcome,
+    check_stateful_lifecycle,
+    explore,
+    stateful_settings,
+)
+from harness.platform import Platform
+from harness.reference import ReferenceConnector, ReferenceContext
+from harness.simulator import SimulatorSettings
+
+SPEC = RUN_SPECS[0]
+
+
+class InflatingConnector(ReferenceConnector):
+    """Reports one item more as success than the partner took (breaks BATCH-ACCOUNTING)."""
+
+    async def on_batch_update(
+        self, request: BatchUpdateRequest[Any], ctx: ReferenceContext
+    ) -> BatchUpdateResponse:
+        answer = await super().on_batch_update(request, ctx)
+        if answer.status == "OK" and answer.sent_items_in_success:
+            return answer.model_copy(
+                update={"sent_items_in_success": answer.sent_items_in_success + 1}
+            )
+        return answer
+
+
+class OkOnPartnerFailureConnector(ReferenceConnector):
+    """Answers OK with every item a success when the partner failed (invents success)."""
+
+    async def on_batch_update(
+        self, request: BatchUpdateRequest[Any], ctx: ReferenceContext
+    ) -> BatchUpdateResponse:
+        answer = await super().on_batch_update(request, ctx)
+        if answer.status != "RETRY":
+            return answer
+        total = len(request.batch_content)
+        return BatchUpdateResponse(status="OK", sent_items_in_success=total, sent_items_in_error=0)
+
+
+class IgnoresDeletesConnector(ReferenceConnector):
+    """Answers ``ok`` to every DELETE without delivering it (members never leave)."""
+
+    async def on_user_segment_update(
+        self, request: UserSegmentUpdateRequest, ctx: ReferenceContext
+    ) -> UserSegmentUpdateResponse:
+        if request.operation == "DELETE":
+            return UserSegmentUpdateResponse(status="ok")
+        return await super().on_user_segment_update(request, ctx)
+
+
+def platform_for(connector: object | None = None) -> Platform:
+    """A platform as ``execute_run`` builds it for the stateful run."""
+    return Platform(
+        **Target(connector=connector).platform_kwargs(),
+        settings=SimulatorSettings(**dict(SPEC.settings)),
+    )
+
+
+def run(connector: object | None, seed: int, **options: Any) -> StatefulOutcome:
+    with platform_for(connector) as platform:
+        return explore(platform, seed=seed, profile="fast", **options)
+
+
+def steps(outcome: StatefulOutcome) -> list[str]:
+    """The program's steps without ``state = ...`` and ``state.teardown()``."""
+    return [s for s in outcome.program if not s.startswith(("state =", "state.teardown"))]
+
+
+def test_settings_replay_a_seed() -> None:
+    chosen = stateful_settings("fast")
+    assert chosen.database is None
+    assert chosen.derandomize
+    assert chosen.stateful_step_count == 15
+    assert not chosen.report_multiple_bugs
+    assert stateful_settings("thorough").stateful_step_count > 15
+
+
+def test_reference_connector_passes_through_the_run_and_the_check() -> None:
+    with platform_for() as platform:
+        record = RunRecord(STATEFUL_RUN, platform)
+        SPEC.script(record, 3)
+    notes = record.notes[STATEFUL_RUN]
+    assert notes["passed"], notes
+    assert notes["seed"] == 3
+    assert notes["examples"] >= notes["max_examples"] > 0
+    assert record.feeds[STATEFUL_RUN] is platform.feeds[-1], "the last example's feed"
+    assert sum(len(feed.batches) for feed in platform.feeds) > 10, "batches were exercised"
+    assert any(len(b.attempts) > 1 for feed in platform.feeds for b in feed.batches), "retries"
+    verdict = check_stateful_lifecycle(Evidence(runs={STATEFUL_RUN: record}, seed=3))
+    assert verdict.outcome == "passed", verdict.message
+    assert verdict.run == STATEFUL_RUN
+
+
+def test_the_same_seed_replays_the_same_examples() -> None:
+    def paths(seed: int) -> list[str]:
+        with platform_for() as platform:
+            few = settings(stateful_settings("fast"), max_examples=4)
+            outcome = explore(platform, seed=seed, settings=few)
+            assert outcome.passed, outcome.detail
+            return [f"{e.method} {e.path}" for e in platform.trace]
+
+    first = paths(11)
+    assert first == paths(11)
+    assert first != paths(12)
+
+
+def test_inflated_success_is_caught_and_shrunk() -> None:
+    outcome = run(InflatingConnector, seed=0, shrink_seconds=60)
+    assert not outcome.passed
+    assert outcome.invariant == "BATCH-ACCOUNTING", outcome.detail
+    assert "sent_items_in_success=2 + sent_items_in_error=0" in (outcome.detail or "")
+    assert outcome.program[0] == "state = FeedLifecycle()"
+    assert outcome.program[-1] == "state.teardown()"
+    program = steps(outcome)
+    assert len(program) == 1, outcome.program
+    assert "state.upsert_new(" in program[0]
+    assert "then_flush=True" in program[0]
+    assert outcome.seqs, "the failing batch answer's exchange"
+
+    record = RunRecord(STATEFUL_RUN, platform_for(InflatingConnector))
+    record.notes[STATEFUL_RUN] = outcome.to_notes()
+    verdict = check_stateful_lifecycle(Evidence(runs={STATEFUL_RUN: record}, seed=0))
+    assert verdict.outcome == "failed"
+    assert verdict.message.startswith("BATCH-ACCOUNTING broke under --seed 0:")
+    assert "minimal failing program (1 step(s))" in verdict.message
+    assert "\n    (users_0,) = state.upsert_new(" in verdict.message
+    assert verdict.seqs == outcome.seqs
+    assert verdict.run == STATEFUL_RUN
+
+
+FAULT_STEPS = ("partner_5xx", "partner_429", "not_ready", "expire_token", "ambiguous_503")
+
+
+def test_success_invented_on_a_partner_failure_is_caught() -> None:
+    outcome = run(OkOnPartnerFailureConnector, seed=0, shrink_seconds=3)
+    assert not outcome.passed
+    assert outcome.invariant == "BATCH-HONEST", outcome.detail
+    assert "the partner accepted 0 operation(s)" in (outcome.detail or "")
+    program = steps(outcome)
+    assert 2 <= len(program) <= 15, outcome.program
+    assert any(fault in step for step in program for fault in FAULT_STEPS), program
+    notes = outcome.to_notes()
+    assert notes["seed"] == 0
+    assert notes["program"] == outcome.program
+    assert notes["invariant"] == "BATCH-HONEST"
+
+
+def test_deletes_never_delivered_break_convergence() -> None:
+    outcome = run(IgnoresDeletesConnector, seed=0, shrink_seconds=3)
+    assert not outcome.passed
+    assert outcome.invariant == "CONVERGENCE", outcome.detail
+    assert "1 extra" in (outcome.detail or "") or "extra" in (outcome.detail or "")
+    program = steps(outcome)
+    assert any("state.delete(" in step for step in program), program
+    assert any("upsert" in step for step in program), program
+
+
+@pytest.mark.parametrize(
+    ("record_notes", "aborted", "expected"),
+    [
+        (None, None, "recorded no result"),
+        ({"passed": True}, "ConnectorUnavailableError: gone", "stopped early"),
+    ],
+)
+def test_the_check_fails_without_a_usable_run(
+    record_notes: dict[str, Any] | None, aborted: str | None, expected: str
+) -> None:
+    assert "did not execute" in check_stateful_lifecycle(Evidence()).message
+    record = RunRecord(STATEFUL_RUN, platform_for())
+    record.aborted = aborted
+    if record_notes is not None:
+        record.notes[STATEFUL_RUN] = record_notes
+    verdict = check_stateful_lifecycle(Evidence(runs={STATEFUL_RUN: record}))
+    assert verdict.outcome == "failed"
+    assert expected in verdict.message
+
+
+def test_the_clause_is_registered_for_the_stateful_run() -> None:
+    registered = get_clause(CLAUSE_ID)
+    assert registered.group == "stateful"
+    assert registered.runs == (STATEFUL_RUN,)
+    assert "membership converges once faults clear" in registered.statement
+    assert SPEC.name == STATEFUL_RUN
+    assert SPEC.settings["batch_flush_max_size"] == 5
