@@ -357,7 +357,7 @@ def _verdict(clause: Clause, evidence: Evidence, run_errors: Mapping[str, str]) 
         shown = "; ".join(f"{name} ({why})" for name, why in missing.items())
         return Verdict.skipped(f"not implemented by the connector: {shown}")
     try:
-        verdict = clause.check(evidence)
+        verdict = clause.check(evidence.only(clause.runs))
     except Exception as exc:  # a check that raises is a failed clause, never a crash
         return Verdict.failed(f"the check of {clause.id} raised {type(exc).__name__}: {exc}")
     if not isinstance(verdict, Verdict):

@@ -328,8 +328,9 @@ def test_verify_runs_only_what_the_selected_clauses_need(
         "CONNECT-READY",
     ]
     assert err.splitlines() == [
-        "run 1/2: lifecycle",
-        "run 2/2: invalid-config",
+        "run 1/3: lifecycle",
+        "run 2/3: invalid-config",
+        "run 3/3: preset:not-ready-for-3-polls",
         "checking 5 clause(s)",
     ]
 

@@ -24,6 +24,7 @@ from contracts.routes import (
     DELAY_HEADER,
     MISSING_BODY_CODE,
     NON_BATCHED_BATCH_UPDATE_ANSWER,
+    SDK_ERROR_CODE,
     THROTTLED_CODE,
     THROTTLED_STATUS,
     Route,
@@ -34,6 +35,7 @@ from harness.accounting import BatchAttempt, BatchRecord, UpdateRecord
 from harness.clauses.evidence import Evidence, RunRecord
 from harness.clauses.registry import Verdict, clause
 from harness.clauses.runs_core import PARTNER_OPERATION_LIMIT, PROBE_TAG
+from harness.clauses.runs_faults import preset_run
 from harness.redaction import MASK
 from harness.simulator import Feed, FeedStateError
 from harness.trace import Exchange, Leg, Trace
@@ -57,6 +59,24 @@ _COUNT_KEYS = ("input_count", "matched_count", "match_rate", "audience_size")
 _MAX_SHOWN = 5
 _MAX_SEQS = 30
 _CORE_RUNS = ("lifecycle", "invalid-config")
+_AUTH_RUN = "auth"
+_TOKEN_EXPIRY = preset_run("token-expiry-mid-upload")
+_INVALID_GRANT = preset_run("invalid-grant")
+_NOT_READY_RUN = preset_run("not-ready-for-3-polls")
+_RATE_LIMITED = (preset_run("rate-limit-burst"), preset_run("rate-limit-no-retry-after"))
+_TRANSIENT = tuple(
+    preset_run(name)
+    for name in ("flaky-5xx", "ambiguous-503", "dropped-connection", "ambiguous-drop")
+)
+_SESSION_RUNS = (
+    "lifecycle",
+    _TOKEN_EXPIRY,
+    *_RATE_LIMITED,
+    *_TRANSIENT,
+    preset_run("mixed-invalid-items"),
+)
+"""Runs whose feed sessions the session-wide clauses judge: the lifecycle and every
+partner preset with transient faults (a check sees only the runs its clause declares)."""
 
 
 # --------------------------------------------------------------------------- findings
@@ -360,7 +380,7 @@ def _sdk_shape(target: Route, body: dict[str, Any], raw: bytes) -> bool:
     "every answer parses as JSON (whatever its content type) and validates against the "
     "route's response model.",
     group="wire",
-    runs=_CORE_RUNS,
+    runs=(*_CORE_RUNS, _AUTH_RUN),
 )
 def check_wire_schema(evidence: Evidence) -> Verdict:
     """Each answered platform->connector exchange (probes aside) of a route with a model."""
@@ -402,7 +422,7 @@ def check_wire_schema(evidence: Evidence) -> Verdict:
     "the HTTP code matches the body's `status` per the SDK mapping (`plugin-contract.md`), "
     "e.g. connection `external_segment_not_ready_yet` is 502, batch `RETRY` is 503.",
     group="wire",
-    runs=_CORE_RUNS,
+    runs=(*_CORE_RUNS, _AUTH_RUN),
 )
 def check_wire_status(evidence: Evidence) -> Verdict:
     """HTTP code == ``route.code_for(body status)``; SDK error shapes keep their own codes."""
@@ -421,6 +441,8 @@ def check_wire_status(evidence: Evidence) -> Verdict:
             expected = MISSING_BODY_CODE
         elif status == THROTTLED_STATUS and code == THROTTLED_CODE and target.method == "POST":
             continue
+        elif status == "error" and code == SDK_ERROR_CODE:
+            continue  # the SDK answers a handler's exception so on every route
         else:
             expected = target.code_for(status)
         if code != expected:
@@ -436,7 +458,7 @@ def check_wire_status(evidence: Evidence) -> Verdict:
     "WIRE-DELAY-HEADER",
     "a truthy `next_msg_delay_in_ms` comes with the same value in `x-mics-next-msg-delay`.",
     group="wire",
-    runs=_CORE_RUNS,
+    runs=("lifecycle", *_RATE_LIMITED),
 )
 def check_wire_delay_header(evidence: Evidence) -> Verdict:
     """Every JSON answer with a truthy delay carries the header with the same number."""
@@ -534,7 +556,7 @@ def check_wire_empty_body(evidence: Evidence) -> Verdict:
     "WIRE-LATENCY",
     "every answer comes within the per-call timeout (default 10 s).",
     group="wire",
-    runs=_CORE_RUNS,
+    runs=(*_CORE_RUNS, _AUTH_RUN),
 )
 def check_wire_latency(evidence: Evidence) -> Verdict:
     """No platform->connector exchange (empty-body probes aside) timed out or took longer
@@ -771,7 +793,7 @@ def _last_segment_answer(record: RunRecord, exchange: Exchange) -> Exchange | No
     "`external_segment_not_ready_yet` (502), never `ok` and never `error`.",
     group="connection",
     routes=("external_segment_connection",),
-    runs=("lifecycle",),
+    runs=("lifecycle", _NOT_READY_RUN),
 )
 def check_connect_not_ready(evidence: Evidence) -> Verdict:
     """The connection call made while the partner segment was PROVISIONING, and every
@@ -820,7 +842,7 @@ def check_connect_not_ready(evidence: Evidence) -> Verdict:
     "once the partner segment exists and is past provisioning, connection answers `ok`.",
     group="connection",
     routes=("external_segment_connection",),
-    runs=("lifecycle",),
+    runs=("lifecycle", _NOT_READY_RUN),
 )
 def check_connect_ready(evidence: Evidence) -> Verdict:
     """The lifecycle's polled connection ends ``ok``; any connection whose last segment
@@ -1045,7 +1067,7 @@ def check_update_stats(evidence: Evidence) -> Verdict:
     "answer's counts are not counted.",
     group="batches",
     routes=("batch_update",),
-    runs=("lifecycle",),
+    runs=_SESSION_RUNS,
 )
 def check_batch_accounting(evidence: Evidence) -> Verdict:
     """Every final (OK / ERROR) ``batch_update`` answer's counts add up to the batch size."""
@@ -1094,7 +1116,7 @@ def check_batch_accounting(evidence: Evidence) -> Verdict:
     "loss, no invented success).",
     group="batches",
     routes=("batch_update",),
-    runs=("lifecycle",),
+    runs=_SESSION_RUNS,
 )
 def check_batch_honest(evidence: Evidence) -> Verdict:
     """Per final batch attempt: reported success == operations the partner accepted in the
@@ -1283,7 +1305,7 @@ def _flagged_updates(feed: Feed) -> tuple[set[int], int]:
     "whose last operation was UPSERT. With permanent faults, every missing identifier is "
     "accounted as error or dead-lettered.",
     group="batches",
-    runs=("lifecycle",),
+    runs=_SESSION_RUNS,
 )
 def check_convergence(evidence: Evidence) -> Verdict:
     """Per feed with updates: partner membership == model, or every difference traced to an
@@ -1368,7 +1390,7 @@ def _explain(
     "across the session.",
     group="batches",
     routes=("batch_update",),
-    runs=("lifecycle",),
+    runs=_SESSION_RUNS,
 )
 def check_retry_no_duplicate_success(evidence: Evidence) -> Verdict:
     """Per feed session: the final answers' success total <= the distinct items sent (an
@@ -1528,7 +1550,7 @@ def _has_key(value: Any, key: str) -> bool:
     "refresh token or an access token; `/v1/authentication` answers never carry "
     "`refresh_token`.",
     group="data protection",
-    runs=("lifecycle",),
+    runs=(*_CORE_RUNS, _AUTH_RUN, _TOKEN_EXPIRY, _INVALID_GRANT),
 )
 def check_secret_no_leak(evidence: Evidence) -> Verdict:
     """A connector answer leaked when the trace masked a secret in it as it was recorded
@@ -1572,7 +1594,7 @@ def check_secret_no_leak(evidence: Evidence) -> Verdict:
     "the connector touches only its feed's account and segment (no 403 `ACCOUNT_FORBIDDEN`, "
     "no write to another segment).",
     group="data protection",
-    runs=("lifecycle",),
+    runs=("lifecycle", _AUTH_RUN),
 )
 def check_account_isolation(evidence: Evidence) -> Verdict:
     """No partner 403; every partner write made while serving a feed targets that feed's

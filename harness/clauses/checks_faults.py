@@ -509,8 +509,9 @@ def token_invalid_grant(evidence: Evidence) -> Verdict:
 )
 def rate_limit(evidence: Evidence) -> Verdict:
     """Each partner 429 inside an update/batch call: that call answers retry/RETRY with a delay
-    >= Retry-After*1000 (> 0 without it); no /v1 request of the same token or OAuth client
-    before 429 time + Retry-After (else + the delay asked for) on the partner clock, nor again
+    >= Retry-After*1000 (> 0 without it), and no /v1 request of the same token or OAuth client
+    comes before 429 time + Retry-After (else + the delay asked for) on the partner clock.
+    Inside a connection call: the answer is not-ready (502). In any call: no second request
     within the same platform call."""
     runs = _all_required(evidence, RATE_LIMIT_RUNS)
     if isinstance(runs, Verdict):
@@ -583,13 +584,31 @@ def _check_429(run: _Run, problems: _Problems) -> int:
                     seqs,
                     run.name,
                 )
+        elif (
+            call is not None
+            and name == "external_segment_connection"
+            and _status(call) != "external_segment_not_ready_yet"
+        ):
+            # connection has no delay field: "not ready yet" is its retry, and the
+            # platform's poll interval (not the connector) decides when it comes again
+            problems.add(
+                f"{where}; connection answered {_answer(call)}, expected "
+                "external_segment_not_ready_yet (502)",
+                seqs,
+                run.name,
+            )
+        # the delay binds the connector where it can ask for one (update and batch answers)
+        # or where it calls on its own; elsewhere it must at least not retry in the same call
+        timed = call is None or name in ("batch_update", "user_segment_update")
         gap = retry_after if retry_after is not None else (delay / 1000 if delay else 0.0)
         early = [
             e
             for e in v1
             if e.sequence > entry.sequence
             and _same_sender(e, entry)
-            and (e.time < entry.time + gap or (call is not None and run.owner(e) is call))
+            and (
+                (timed and e.time < entry.time + gap) or (call is not None and run.owner(e) is call)
+            )
         ]
         if early:
             first = early[0]

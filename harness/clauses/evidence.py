@@ -8,8 +8,8 @@ run's own notes. Checks read records; they never drive the connector.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -83,6 +83,13 @@ class Evidence:
     seed: int = 0
     profile: str = "fast"
     """The verification profile (``fast``, ``ci``, ``thorough``; see ``harness.verify``)."""
+
+    def only(self, names: Iterable[str]) -> Evidence:
+        """The evidence of the named runs alone: what a clause declaring them may read, so
+        its verdict never depends on which other clauses were selected alongside it."""
+        wanted = set(names)
+        runs = {name: record for name, record in self.runs.items() if name in wanted}
+        return replace(self, runs=runs)
 
     def __getitem__(self, name: str) -> RunRecord:
         return self.runs[name]
