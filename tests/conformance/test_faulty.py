@@ -1,0 +1,147 @@
+"""Every clause of ``clauses.md`` is proven: a faulty connector breaking it is reported
+``failed`` under that id, and the reference connector passes every clause.
+
+Each faulty connector is verified on its own clause only, so ``verify`` executes only the
+runs that clause needs; which other clauses a fault also breaks (in a full verify) is in
+its docstring. The two faults that hang get the ``lifecycle`` run with a 1 s call timeout
+(``verify`` has no option for it; the checks read the run's own setting).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from harness.clauses import runs as run_module
+from harness.clauses.evidence import Target
+from harness.clauses.registry import CLAUSE_ORDER, all_clauses
+from harness.cli import main
+from harness.report import ClauseResult
+from harness.verify import verify
+from tests.conformance import faulty
+
+PROOFS: tuple[tuple[str, type[object]], ...] = (
+    ("WIRE-SCHEMA", faulty.WrongSchemaAnswer),
+    ("WIRE-STATUS", faulty.RetryAs500),
+    ("WIRE-DELAY-HEADER", faulty.DropsDelayHeader),
+    ("WIRE-DELAY-HEADER", faulty.DelayHeaderMismatch),
+    ("WIRE-EMPTY-BODY", faulty.CrashesOnEmptyBody),
+    ("WIRE-EMPTY-BODY", faulty.HangsOnEmptyBody),
+    ("WIRE-LATENCY", faulty.SlowFirstBatch),
+    ("CREATE-OK", faulty.SpareSegment),
+    ("CREATE-OK", faulty.ErrorOnValidConfig),
+    ("CREATE-IDEMPOTENT", faulty.NewSegmentOnRetry),
+    ("CREATE-PERSISTS-ID", faulty.ForgetsSegmentId),
+    ("CREATE-INVALID-CONFIG", faulty.OkDespiteInvalidConfig),
+    ("CREATE-INVALID-CONFIG", faulty.CreatesDespiteInvalidConfig),
+    ("CONNECT-NOT-READY", faulty.ConnectsBeforeReady),
+    ("CONNECT-NOT-READY", faulty.ErrorWhenNotReady),
+    ("CONNECT-READY", faulty.ReadyOnePollLate),
+    ("CONNECT-READY", faulty.NeverReady),
+    ("UPDATE-ELIGIBLE", faulty.DropsEligibleIdentifier),
+    ("UPDATE-ELIGIBLE", faulty.ErrorWithoutEligibleIdentifier),
+    ("UPDATE-GROUPING", faulty.NoGroupingKey),
+    ("UPDATE-STATS", faulty.ForeignStats),
+    ("BATCH-ACCOUNTING", faulty.CountsDoNotAddUp),
+    ("BATCH-HONEST", faulty.SkipsAbsentRemovals),
+    ("BATCH-HONEST", faulty.LosesItemsSilently),
+    ("BATCH-EMPTY", faulty.ErrorOnEmptyBatch),
+    ("BATCH-LIMIT", faulty.NoSplitting),
+    ("CONVERGENCE", faulty.RemovesAsAdds),
+    ("RETRY-NO-DUPLICATE-SUCCESS", faulty.DuplicatesItems),
+    ("DELETE-ABSENT", faulty.ErrorOnAbsentDelete),
+    ("TOKEN-REFRESH", faulty.NeverRefreshes),
+    ("TOKEN-REFRESH", faulty.RefreshesEveryCall),
+    ("TOKEN-INVALID-GRANT", faulty.RetriesRefusedGrant),
+    ("RATE-LIMIT", faulty.IgnoresRetryAfter),
+    ("TRANSIENT-5XX", faulty.ErrorOn5xx),
+    ("PARTIAL-FAILURE", faulty.PartialFailureAllError),
+    ("PARTIAL-FAILURE", faulty.InventsSuccess),
+    ("PII-HASHED", faulty.SendsRawEmail),
+    ("SECRET-NO-LEAK", faulty.LeaksRefreshToken),
+    ("ACCOUNT-ISOLATION", faulty.TouchesForeignAccount),
+    ("TROUBLESHOOT-AUDIENCE", faulty.MadeUpAudience),
+    ("AUTH-STATUS", faulty.NoLoginUrl),
+    ("AUTH-STATE-TAMPER", faulty.AcceptsForgedState),
+    ("AUTH-ROUNDTRIP", faulty.LogoutDoesNothing),
+    ("DYNAMIC-PROPERTIES", faulty.DuplicateEnumValues),
+    ("NOT-IMPLEMENTED-OK", faulty.OptionalRouteAnswers500),
+    ("STATEFUL-LIFECYCLE", faulty.CountsDoNotAddUp),
+)
+"""(clause id, the faulty connector that breaks it)."""
+
+HANGING = frozenset({faulty.HangsOnEmptyBody, faulty.SlowFirstBatch})
+"""Faults that wait past the call timeout: verified with a 1 s timeout."""
+SHORT_CALL_TIMEOUT = 1.0
+REFERENCE_SEEDS = (7,)
+"""A full ``verify`` per seed; ``tests/clauses`` already runs seeds 0 to 2 run by run."""
+
+
+def target_of(fault: type[object]) -> Target:
+    """The faulty connector as ``--connector tests.conformance.faulty:<Name>`` names it."""
+    spec = f"{faulty.__name__}:{fault.__name__}"
+    return Target(connector=fault, label=spec, cli_args=("--connector", spec))
+
+
+def result_of(clause_id: str, results: list[ClauseResult]) -> ClauseResult:
+    [result] = [r for r in results if r.id == clause_id]
+    return result
+
+
+@pytest.fixture
+def short_call_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``lifecycle`` run with a 1 s per-call timeout (real seconds)."""
+    spec = run_module.RUNS["lifecycle"]
+    settings = {**spec.settings, "call_timeout": SHORT_CALL_TIMEOUT}
+    monkeypatch.setitem(run_module.RUNS, spec.name, dataclasses.replace(spec, settings=settings))
+
+
+def test_every_clause_has_a_proof_and_every_fault_is_used() -> None:
+    proven = {clause_id for clause_id, _ in PROOFS}
+    assert set(CLAUSE_ORDER) <= proven
+    assert proven <= {c.id for c in all_clauses()}
+    used = {fault for _, fault in PROOFS}
+    assert used == set(faulty.ALL_FAULTS)
+    for clause_id, fault in PROOFS:
+        assert clause_id in (fault.__doc__ or ""), f"{fault.__name__} does not name {clause_id}"
+
+
+@pytest.mark.parametrize(
+    ("clause_id", "fault"),
+    PROOFS,
+    ids=[f"{clause_id}-{fault.__name__}" for clause_id, fault in PROOFS],
+)
+def test_the_fault_fails_its_clause(
+    clause_id: str, fault: type[object], request: pytest.FixtureRequest
+) -> None:
+    if fault in HANGING:
+        request.getfixturevalue("short_call_timeout")
+    report = verify(target_of(fault), clauses=[clause_id])
+    result = result_of(clause_id, report.results)
+    assert result.outcome == "failed", f"{fault.__name__}: {result.outcome}: {result.message}"
+    assert result.message
+    assert f"--connector tests.conformance.faulty:{fault.__name__}" in result.reproduce
+
+
+@pytest.mark.parametrize("seed", REFERENCE_SEEDS)
+def test_the_reference_connector_passes_every_clause(seed: int) -> None:
+    report = verify(seed=seed)
+    assert set(CLAUSE_ORDER) <= {r.id for r in report.results}
+    failed = {r.id: r.message for r in report.results if r.outcome != "passed"}
+    assert not failed
+
+
+def test_cli_verify_names_the_broken_clause(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = f"{faulty.__name__}:{faulty.ErrorOnEmptyBatch.__name__}"
+    clauses = "BATCH-EMPTY,BATCH-ACCOUNTING,BATCH-HONEST"
+    code = main(["verify", "--connector", spec, "--clauses", clauses])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    outcomes = dict(line.split()[:2] for line in out.splitlines() if line.startswith("BATCH-"))
+    assert outcomes == {
+        "BATCH-EMPTY": "failed",
+        "BATCH-ACCOUNTING": "passed",
+        "BATCH-HONEST": "passed",
+    }
+    assert f"feed-harness verify --connector {spec} --seed 0 --clauses BATCH-EMPTY" in out
