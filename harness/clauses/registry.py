@@ -79,8 +79,13 @@ def clause(
     """Register the decorated function as the check of clause ``id``."""
 
     def register(check: Check) -> Check:
-        if id in _REGISTRY:
-            raise ValueError(f"clause {id} is registered twice")
+        existing = _REGISTRY.get(id)
+        # a module imported again (pytester restores sys.modules) re-registers its own check
+        if existing is not None and _origin(existing.check) != _origin(check):
+            raise ValueError(
+                f"clause {id} is registered twice: by {_origin(existing.check)} and "
+                f"{_origin(check)}; give the new clause another id"
+            )
         _REGISTRY[id] = Clause(
             id=id,
             statement=statement,
@@ -133,6 +138,10 @@ CLAUSE_ORDER = (
     "NOT-IMPLEMENTED-OK",
 )
 """The order of ``clauses.md``; clauses added beyond it follow in registration order."""
+
+
+def _origin(check: Check) -> str:
+    return f"{check.__module__}.{getattr(check, '__qualname__', repr(check))}"
 
 
 def all_clauses() -> list[Clause]:
