@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextlib
 import importlib
 import inspect
@@ -20,13 +19,21 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 import httpx
 
 from contracts.routes import DELAY_HEADER
+from harness.inprocess import (
+    CallFailedError,
+    Mode,
+    Runner,
+    SameThreadLoop,
+    ThreadLoop,
+    same_thread_available,
+)
 from harness.sdk.settings import PluginSettings
 from harness.trace import Exchange, FailureKind, Trace
 
@@ -51,7 +58,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _JSON_HEADERS: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
-_DEAD_PROBE_SECONDS = 0.5
 _START_POLL_SECONDS = 0.05
 _TAIL_LINES = 200
 
@@ -255,6 +261,8 @@ class _Lifespan:
                 raise ConnectorStartError(
                     f"the connector's lifespan {phase} failed: {message.get('message', '')}"
                 )
+        elif not self._task.cancelled():
+            self._task.exception()  # seen: an app that does not speak lifespan may raise
         # The task ended first: the app does not speak lifespan; that is allowed.
 
     async def startup(self) -> None:
@@ -268,74 +276,98 @@ class _Lifespan:
 
 
 class InProcessDriver(_RecordingDriver):
-    """Runs an ASGI app on one background event-loop thread, waiting on each call with a
-    timeout; a connector that blocks its loop (a sync sleep) is marked dead and later
-    calls fail fast until the loop answers again."""
+    """Runs an ASGI app in this process, each call bounded by its timeout.
+
+    ``mode="same-thread"`` drives the app's event loop in the calling thread (no thread
+    hand-off per call); a connector that blocks its loop synchronously is interrupted by a
+    ``SIGALRM`` backstop, so the driver must be started on the main thread (calls from
+    elsewhere still work, through a helper thread). ``mode="thread"`` runs the loop on a
+    background thread; a connector that blocks it is marked dead and later calls fail fast
+    until the loop answers again. ``"auto"`` (the default) picks same-thread when it can:
+    the main thread, outside a running event loop; ``mode`` tells which after ``start()``.
+    See ``harness.inprocess``.
+    """
 
     base_url = "http://connector.in-process"
 
-    def __init__(self, app: ASGIApp, *, trace: Trace | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        trace: Trace | None = None,
+        mode: Mode | Literal["auto"] = "auto",
+    ) -> None:
         super().__init__(trace)
+        if mode not in ("auto", "same-thread", "thread"):
+            raise ValueError(f"mode={mode!r}: use 'auto', 'same-thread' or 'thread'")
         self.app = app
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self.requested_mode = mode
+        self.mode: Mode | None = None
+        self._runner: Runner | None = None
         self._lifespan: _Lifespan | None = None
-        self._dead_since: str | None = None
-        self._probe: threading.Event | None = None
+        self._start_timeout = 20.0
+        self._dead_reason: str | None = None
 
     @property
     def dead(self) -> bool:
-        """Whether the connector's loop is blocked (calls fail fast meanwhile)."""
-        if self._dead_since is not None and self._probe is not None and self._probe.is_set():
-            self._dead_since = None
-        return self._dead_since is not None
+        """Whether calls fail fast: the loop is blocked (thread mode, until it answers
+        again) or could not be restarted after it was (same-thread mode)."""
+        if self._dead_reason is not None:
+            return True
+        return self._runner is not None and self._runner.blocked_since is not None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The connector's current event loop (``None`` before ``start()``)."""
+        return self._runner.loop if self._runner is not None else None
 
     def start(self, env: PlatformEnv | None = None, *, timeout: float = 20.0) -> None:
-        """Start the loop thread and the app's lifespan (``env`` is already in the app)."""
-        if self._loop is not None:
+        """Make the loop (choosing the mode) and run the app's lifespan startup (``env``
+        is already in the app); ``ConnectorStartError`` if the startup fails or hangs."""
+        if self._runner is not None:
             return
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="connector-loop", daemon=True)
-        thread.start()
-        self._loop, self._thread = loop, thread
+        mode = self.requested_mode
+        if mode == "auto":
+            mode = "same-thread" if same_thread_available() else "thread"
+        runner: Runner = SameThreadLoop() if mode == "same-thread" else ThreadLoop()
+        self._runner, self.mode, self._start_timeout = runner, runner.mode, timeout
+        self._lifespan = self._startup(runner, timeout)
+
+    def _startup(self, runner: Runner, timeout: float) -> _Lifespan:
         lifespan = _Lifespan(self.app)
-        future = asyncio.run_coroutine_threadsafe(lifespan.startup(), loop)
         try:
-            future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
+            runner.run(lifespan.startup(), timeout, "the lifespan startup")
+        except CallFailedError as failure:
+            if isinstance(failure.error, ConnectorStartError):
+                raise failure.error from None
+            if failure.kind == "timeout":
+                raise ConnectorStartError(
+                    f"the connector's lifespan startup took over {timeout} s"
+                ) from None
             raise ConnectorStartError(
-                f"the connector's lifespan startup took over {timeout} s"
+                f"the connector's lifespan startup failed: {failure.detail}"
             ) from None
-        self._lifespan = lifespan
+        return lifespan
 
     def call(self, method: str, path: str, body: bytes | None, *, timeout: float) -> Answer:
         """Call the app; the answer or the failure comes back within about ``timeout``."""
         payload = body or b""
         exchange = self._begin(method, path, payload)
         started = time.perf_counter()
-        loop = self._loop
-        if loop is None:
+        runner = self._runner
+        if runner is None:
             return _answer(exchange, None, (), b"", "connection", "driver not started", 0.0)
         if self.dead:
-            detail = f"connector is dead: its event loop has been blocked since {self._dead_since}"
-            return _answer(exchange, None, (), b"", "timeout", detail, 0.0)
-        pending = _Pending(loop, _asgi_request(self.app, method, path, payload, self._state()))
-        loop.call_soon_threadsafe(pending.start)
+            return _answer(exchange, None, (), b"", "timeout", self._dead_detail(), 0.0)
+        request = _asgi_request(self.app, method, path, payload, self._state())
         try:
-            status, headers, content, error = pending.result(timeout)
-        except TimeoutError:
-            pending.cancel()
-            detail = f"no answer to {method} {path} within {timeout} s"
-            if not self._alive(loop):
-                self._dead_since = f"{method} {path}"
-                detail += "; the connector blocked its event loop and is marked dead"
-            return _answer(
-                exchange, None, (), b"", "timeout", detail, time.perf_counter() - started
-            )
-        except BaseException as exc:  # the app raised before answering
+            status, headers, content, error = runner.run(request, timeout, f"{method} {path}")
+        except CallFailedError as failure:
+            detail = failure.detail
+            if failure.renew:
+                detail += self._restart(runner)
             elapsed = time.perf_counter() - started
-            return _answer(exchange, None, (), b"", "crash", _describe(exc), elapsed)
+            return _answer(exchange, None, (), b"", failure.kind, detail, elapsed)
         elapsed = time.perf_counter() - started
         if error is not None:
             if status is None:
@@ -343,72 +375,39 @@ class InProcessDriver(_RecordingDriver):
             return _answer(exchange, status, headers, content, "crash", error, elapsed)
         return _answer(exchange, status, headers, content, None, "", elapsed)
 
+    def _restart(self, runner: Runner) -> str:
+        """After the loop was replaced: the lifespan again on the new one, or dead."""
+        if self._lifespan is None:
+            return "; its event loop was replaced"
+        self._lifespan = None
+        try:
+            self._lifespan = self._startup(runner, self._start_timeout)
+        except ConnectorStartError as exc:
+            self._dead_reason = f"its event loop was replaced and {exc}"
+            return f"; {self._dead_reason}; it is marked dead"
+        return "; its event loop was replaced and its lifespan started again"
+
+    def _dead_detail(self) -> str:
+        if self._dead_reason is not None:
+            return f"connector is dead: {self._dead_reason}"
+        since = self._runner.blocked_since if self._runner is not None else None
+        return f"connector is dead: its event loop has been blocked since {since}"
+
     def _state(self) -> dict[str, Any]:
         return dict(self._lifespan.state) if self._lifespan is not None else {}
 
-    def _alive(self, loop: asyncio.AbstractEventLoop) -> bool:
-        probe = threading.Event()
-        loop.call_soon_threadsafe(probe.set)
-        self._probe = probe
-        return probe.wait(_DEAD_PROBE_SECONDS)
-
     def stop(self, *, timeout: float = 5.0) -> None:
-        """Run the lifespan shutdown (bounded), stop the loop, let the thread go."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
+        """Run the lifespan shutdown (bounded), then release the loop (idempotent)."""
+        runner, lifespan = self._runner, self._lifespan
+        if runner is None:
             return
-        self._loop = self._thread = None
-        dead = self.dead
-        if self._lifespan is not None and not dead:
-            future = asyncio.run_coroutine_threadsafe(self._lifespan.shutdown(), loop)
-            with contextlib.suppress(Exception):
-                future.result(timeout)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(_DEAD_PROBE_SECONDS if dead else timeout)
-        if not thread.is_alive():
-            loop.close()
+        self._runner = self._lifespan = None
+        shutdown = lifespan.shutdown if lifespan is not None and not self.dead else None
+        self._dead_reason = None
+        runner.close(shutdown, timeout)
 
 
 _Result = tuple[int | None, list[tuple[str, str]], bytes, str | None]
-
-
-class _Pending:
-    """One call handed to the loop thread (lighter than ``run_coroutine_threadsafe``:
-    a task and a ``threading.Event``, no chained futures)."""
-
-    __slots__ = ("abandoned", "coroutine", "done", "loop", "task")
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, _Result]
-    ) -> None:
-        self.loop = loop
-        self.coroutine = coroutine
-        self.done = threading.Event()
-        self.task: asyncio.Task[_Result] | None = None
-        self.abandoned = False
-
-    def start(self) -> None:
-        """On the loop: run the coroutine as a task (unless the caller gave up already)."""
-        if self.abandoned:
-            self.coroutine.close()
-            return
-        self.task = self.loop.create_task(self.coroutine)
-        self.task.add_done_callback(lambda _: self.done.set())
-
-    def result(self, timeout: float) -> _Result:
-        """From the caller: wait for the task; TimeoutError if it did not end in time."""
-        if not self.done.wait(timeout) or self.task is None:
-            raise TimeoutError
-        return self.task.result()
-
-    def cancel(self) -> None:
-        """From the caller: give up; the task is cancelled when the loop gets to it."""
-        self.abandoned = True
-        self.loop.call_soon_threadsafe(self._cancel)
-
-    def _cancel(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
 
 
 async def _asgi_request(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +29,8 @@ from harness.drivers import (
     UrlDriver,
     load_connector,
 )
+from harness.generators import make_users
+from harness.platform import Platform
 from harness.sdk.settings import PluginSettings
 from harness.trace import Trace
 
@@ -69,10 +73,28 @@ async def blocking_app(scope: Scope, receive: Receive, send: Send) -> None:
     await _reply(send, 200, b"{}", b"application/json")
 
 
+async def stuck_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Blocks its loop for long (only an interrupt ends it early), hangs, or answers."""
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/v1/block":
+        time.sleep(30)
+    elif scope["path"] == "/v1/hang":
+        await asyncio.Event().wait()
+    elif scope["path"] == "/v1/slow":
+        await asyncio.sleep(0.5)
+    elif scope["path"] == "/v1/block-in-callback":
+        asyncio.get_running_loop().call_soon(time.sleep, 30)  # not in the call's task
+        await asyncio.sleep(0)
+    await _reply(send, 200, b"{}", b"application/json")
+
+
 class LifespanApp:
     """An app with lifespan state (like a Starlette app opening its clients at startup)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, startups_allowed: int = 100) -> None:
+        self.startups = 0
+        self.startups_allowed = startups_allowed
         self.shutdown = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -80,7 +102,11 @@ class LifespanApp:
             while True:
                 message: Message = await receive()
                 if message["type"] == "lifespan.startup":
-                    scope["state"]["client"] = "opened"
+                    self.startups += 1
+                    if self.startups > self.startups_allowed:
+                        await send({"type": "lifespan.startup.failed", "message": "no licence"})
+                        return
+                    scope["state"]["client"] = f"opened-{self.startups}"
                     await send({"type": "lifespan.startup.complete"})
                 else:
                     self.shutdown = True
@@ -90,12 +116,15 @@ class LifespanApp:
         await _reply(send, 200, body, b"application/json")
 
 
+MODES = ["same-thread", "thread"]
+
+
 @pytest.fixture
 def driver_for() -> Iterator[Any]:
     drivers: list[InProcessDriver] = []
 
-    def make(app: ASGIApp, trace: Trace | None = None) -> InProcessDriver:
-        driver = InProcessDriver(app, trace=trace)
+    def make(app: ASGIApp, trace: Trace | None = None, mode: str = "auto") -> InProcessDriver:
+        driver = InProcessDriver(app, trace=trace, mode=mode)  # type: ignore[arg-type]
         driver.start(ENV)
         drivers.append(driver)
         return driver
@@ -105,9 +134,25 @@ def driver_for() -> Iterator[Any]:
         driver.stop()
 
 
-def test_in_process_answer_is_parsed_whatever_the_content_type(driver_for: Any) -> None:
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def alarm() -> Iterator[list[int]]:
+    """A user's own SIGALRM handler (recording), restored with no timer afterwards."""
+    fired: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    yield fired
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_in_process_answer_is_parsed_whatever_the_content_type(driver_for: Any, mode: str) -> None:
     trace = Trace()
-    driver = driver_for(echo_app, trace)
+    driver = driver_for(echo_app, trace, mode)
+    assert driver.mode == mode
     answer = driver.call("POST", "/v1/troubleshoot", b'{"a":1}', timeout=2)
     assert answer.ok
     assert answer.status == 200
@@ -120,28 +165,35 @@ def test_in_process_answer_is_parsed_whatever_the_content_type(driver_for: Any) 
     assert exchange.status == 200
 
 
-def test_in_process_non_json_and_exception_are_failures_not_raises(driver_for: Any) -> None:
-    answer = driver_for(html_app).call("POST", "/v1/x", b"{}", timeout=2)
+def test_in_process_non_json_and_exception_are_failures_not_raises(
+    driver_for: Any, mode: str
+) -> None:
+    answer = driver_for(html_app, mode=mode).call("POST", "/v1/x", b"{}", timeout=2)
     assert (answer.status, answer.failure) == (500, "not-json")
     assert answer.json is None
-    crashed = driver_for(raising_app).call("POST", "/v1/x", b"{}", timeout=2)
+    crashed = driver_for(raising_app, mode=mode).call("POST", "/v1/x", b"{}", timeout=2)
     assert crashed.failure == "crash"
     assert crashed.status is None
     assert "connector bug" in crashed.detail
 
 
-def test_in_process_hanging_coroutine_times_out_within_the_limit(driver_for: Any) -> None:
-    driver = driver_for(hanging_app)
+def test_in_process_hanging_coroutine_times_out_within_the_limit(
+    driver_for: Any, mode: str
+) -> None:
+    trace = Trace()
+    driver = driver_for(hanging_app, trace, mode)
     started = time.perf_counter()
     answer = driver.call("POST", "/v1/hang", b"{}", timeout=0.3)
     assert time.perf_counter() - started < 1.5
     assert answer.failure == "timeout"
+    assert "blocked" not in answer.detail
     assert not driver.dead
     assert driver.call("POST", "/v1/fast", b"{}", timeout=1).ok
+    assert [e.failure for e in trace.exchanges(leg="platform->connector")] == ["timeout", None]
 
 
 def test_in_process_blocked_loop_is_marked_dead_then_calls_fail_fast(driver_for: Any) -> None:
-    driver = driver_for(blocking_app)
+    driver = driver_for(blocking_app, mode="thread")
     answer = driver.call("POST", "/v1/block", b"{}", timeout=0.2)
     assert answer.failure == "timeout"
     assert "blocked its event loop" in answer.detail
@@ -155,14 +207,199 @@ def test_in_process_blocked_loop_is_marked_dead_then_calls_fail_fast(driver_for:
     assert driver.call("POST", "/v1/other", b"{}", timeout=1).ok
 
 
-def test_in_process_runs_the_lifespan_and_shares_its_state() -> None:
+@pytest.mark.parametrize("path", ["/v1/block", "/v1/block-in-callback"])
+def test_in_process_same_thread_blocked_loop_is_interrupted_not_waited_for(
+    driver_for: Any, path: str
+) -> None:
+    trace = Trace()
+    driver = driver_for(stuck_app, trace, "same-thread")
+    loop = driver.loop
+    started = time.perf_counter()
+    answer = driver.call("POST", path, b"{}", timeout=0.2)
+    assert time.perf_counter() - started < 10  # far from the handler's 30 s sleep
+    assert answer.failure == "timeout"
+    assert "blocked its event loop" in answer.detail
+    assert not driver.dead
+    assert driver.loop is loop  # interrupted inside a task or callback: the loop is intact
+    assert driver.call("POST", "/v1/other", b"{}", timeout=1).ok
+    failures = [e.failure for e in trace.exchanges(leg="platform->connector")]
+    assert failures == ["timeout", None]
+
+
+@pytest.mark.parametrize("restart_fails", [False, True])
+def test_in_process_same_thread_loop_broken_by_a_block_is_replaced(
+    driver_for: Any, monkeypatch: pytest.MonkeyPatch, restart_fails: bool
+) -> None:
+    app = LifespanApp(startups_allowed=1 if restart_fails else 100)
+    driver = driver_for(app, mode="same-thread")
+    loop = driver.loop
+    real_time = loop.time
+    armed = [True]
+
+    def time_that_blocks() -> float:
+        # The loop's own machinery blocks (not a task): the interrupt lands outside any task.
+        if armed and loop.is_running():
+            armed.clear()
+            time.sleep(30)
+        return real_time()
+
+    monkeypatch.setattr(loop, "time", time_that_blocks)
+    started = time.perf_counter()
+    answer = driver.call("GET", "/v1/status", None, timeout=0.2)
+    assert time.perf_counter() - started < 10
+    assert answer.failure == "timeout"
+    assert "blocked its event loop" in answer.detail
+    assert "event loop was replaced" in answer.detail
+    assert driver.loop is not loop
+    assert app.startups == 2
+    if restart_fails:
+        assert driver.dead
+        assert "no licence" in answer.detail
+        dead = driver.call("GET", "/v1/status", None, timeout=5)
+        assert dead.failure == "timeout"
+        assert "dead" in dead.detail
+    else:
+        assert not driver.dead
+        again = driver.call("GET", "/v1/status", None, timeout=1)
+        assert again.json == {"client": "opened-2"}
+
+
+def test_in_process_same_thread_restores_a_previous_alarm_handler_and_timer(
+    driver_for: Any, alarm: list[int]
+) -> None:
+    handler = signal.getsignal(signal.SIGALRM)
+    driver = driver_for(stuck_app, mode="same-thread")
+    signal.setitimer(signal.ITIMER_REAL, 60.0)
+    assert driver.call("POST", "/v1/fast", b"{}", timeout=1).ok
+    assert driver.call("POST", "/v1/hang", b"{}", timeout=0.2).failure == "timeout"
+    assert driver.call("POST", "/v1/block", b"{}", timeout=0.2).failure == "timeout"
+    assert signal.getsignal(signal.SIGALRM) is handler
+    left, _ = signal.getitimer(signal.ITIMER_REAL)
+    assert 30 < left < 60  # still armed, for what is left of it
+    assert alarm == []
+
+
+def test_in_process_same_thread_leaves_an_earlier_alarm_to_its_owner(
+    driver_for: Any, alarm: list[int]
+) -> None:
+    driver = driver_for(stuck_app, mode="same-thread")
+    signal.setitimer(signal.ITIMER_REAL, 0.1)  # due before the call's timeout
+    answer = driver.call("POST", "/v1/slow", b"{}", timeout=5)
+    assert answer.ok
+    assert alarm == [signal.SIGALRM]  # the user's handler got its own alarm
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_in_process_auto_mode_is_same_thread_only_where_signals_work() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("needs the main thread")
+    here = InProcessDriver(echo_app)
+    here.start(ENV)
+    assert here.mode == "same-thread"
+    assert here.call("POST", "/v1/x", b"{}", timeout=1).ok
+    here.stop()
+    seen: dict[str, Any] = {}
+
+    def elsewhere() -> None:
+        driver = InProcessDriver(echo_app)
+        driver.start(ENV)
+        seen["worker thread"] = (driver.mode, driver.call("POST", "/v1/x", b"{}", timeout=1).ok)
+        driver.stop()
+
+    worker = threading.Thread(target=elsewhere)
+    worker.start()
+    worker.join(10)
+
+    async def in_a_running_loop() -> None:
+        driver = InProcessDriver(echo_app)
+        driver.start(ENV)
+        seen["running loop"] = (driver.mode, driver.call("POST", "/v1/x", b"{}", timeout=1).ok)
+        driver.stop()
+
+    asyncio.run(in_a_running_loop())
+    assert seen == {"worker thread": ("thread", True), "running loop": ("thread", True)}
+
+
+def test_in_process_same_thread_driver_called_from_elsewhere_still_answers(
+    driver_for: Any,
+) -> None:
+    driver = driver_for(blocking_app, mode="same-thread")
+    seen: dict[str, Any] = {}
+
+    def from_a_thread() -> None:
+        seen["thread"] = driver.call("POST", "/v1/x", b"{}", timeout=1).ok
+        blocked = driver.call("POST", "/v1/block", b"{}", timeout=0.2)  # no backstop here
+        seen["blocked"] = (blocked.failure, "blocked its event loop" in blocked.detail)
+
+    worker = threading.Thread(target=from_a_thread)
+    worker.start()
+    worker.join(10)
+    assert seen == {"thread": True, "blocked": ("timeout", True)}
+    assert driver.dead  # the helper thread is still in the 1.5 s sleep
+    started = time.perf_counter()
+    fast = driver.call("POST", "/v1/x", b"{}", timeout=5)
+    assert time.perf_counter() - started < 2.5
+    assert (fast.failure, "dead" in fast.detail) == ("timeout", True)
+    time.sleep(1.5)  # the sleep ends: the loop is free again
+    assert not driver.dead
+
+    async def in_a_running_loop() -> bool:
+        return bool(driver.call("POST", "/v1/x", b"{}", timeout=1).ok)
+
+    assert asyncio.run(in_a_running_loop())
+    assert driver.call("POST", "/v1/x", b"{}", timeout=1).ok
+
+
+def test_in_process_reference_connector_keeps_one_loop_through_a_feed_life() -> None:
+    with Platform() as platform:
+        driver = platform.driver
+        assert isinstance(driver, InProcessDriver)
+        on_main = threading.current_thread() is threading.main_thread()
+        assert driver.mode == ("same-thread" if on_main else "thread")
+        loop = driver.loop
+        feed = platform.new_feed()
+        assert feed.create().ok
+        assert feed.connect().ok
+        feed.upsert(make_users(40, seed=3))
+        feed.flush()
+        assert feed.partner_membership() == feed.expected_membership()
+        assert driver.loop is loop
+        assert not driver.dead
+
+
+def test_in_process_mode_misuse_is_refused_with_the_fix() -> None:
+    with pytest.raises(ValueError, match="use 'auto'"):
+        InProcessDriver(echo_app, mode="fast")  # type: ignore[arg-type]
+    errors: list[BaseException] = []
+
+    def start_elsewhere() -> None:
+        try:
+            InProcessDriver(echo_app, mode="same-thread").start(ENV)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=start_elsewhere)
+    worker.start()
+    worker.join(10)
+    assert len(errors) == 1
+    assert "mode='thread'" in str(errors[0])
+
+
+def test_in_process_runs_the_lifespan_and_shares_its_state(mode: str) -> None:
     app = LifespanApp()
-    driver = InProcessDriver(app)
+    driver = InProcessDriver(app, mode=mode)  # type: ignore[arg-type]
     driver.start(ENV)
-    assert driver.call("GET", "/v1/status", None, timeout=1).json == {"client": "opened"}
+    assert driver.call("GET", "/v1/status", None, timeout=1).json == {"client": "opened-1"}
     driver.stop()
     assert app.shutdown
     assert driver.call("GET", "/v1/status", None, timeout=1).failure == "connection"
+
+
+def test_in_process_lifespan_startup_failure_is_a_start_error(mode: str) -> None:
+    driver = InProcessDriver(LifespanApp(startups_allowed=0), mode=mode)  # type: ignore[arg-type]
+    with pytest.raises(ConnectorStartError, match="no licence"):
+        driver.start(ENV)
+    driver.stop()
 
 
 SERVER = textwrap.dedent(
