@@ -58,10 +58,16 @@ def test_core_clauses_are_registered_in_order() -> None:
     assert {r.name for r in RUN_SPECS} == {"lifecycle", "invalid-config", "oversized"}
 
 
+REFERENCE_NOT_EXERCISED = frozenset({"WIRE-DELAY-HEADER"})
+"""The batched reference never puts a delay in a body (the SDK keeps batch delays to the
+header), so nothing exercises WIRE-DELAY-HEADER: it is skipped, not passed."""
+
+
 @pytest.mark.parametrize("clause", CORE, ids=[c.id for c in CORE])
 def test_reference_passes(reference: Evidence, clause: Clause) -> None:
-    verdict = clause.check(reference)
-    assert verdict.outcome == "passed", f"{clause.id}: {verdict.message}"
+    verdict = clause.check(reference.only(clause.runs))
+    expected = "skipped" if clause.id in REFERENCE_NOT_EXERCISED else "passed"
+    assert verdict.outcome == expected, f"{clause.id}: {verdict.message}"
 
 
 def test_runs_record_their_evidence(reference: Evidence) -> None:

@@ -128,8 +128,9 @@ def test_the_fault_fails_its_clause(
 def test_the_reference_connector_passes_every_clause(seed: int) -> None:
     report = verify(seed=seed)
     assert set(CLAUSE_ORDER) <= {r.id for r in report.results}
-    failed = {r.id: r.message for r in report.results if r.outcome != "passed"}
-    assert not failed
+    not_passed = {r.id: r.outcome for r in report.results if r.outcome != "passed"}
+    # the batched reference never puts a delay in a body: nothing exercises that clause
+    assert not_passed == {"WIRE-DELAY-HEADER": "skipped"}
 
 
 def test_cli_verify_names_the_broken_clause(capsys: pytest.CaptureFixture[str]) -> None:

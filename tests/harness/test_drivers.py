@@ -184,7 +184,7 @@ def test_in_process_hanging_coroutine_times_out_within_the_limit(
     driver = driver_for(hanging_app, trace, mode)
     started = time.perf_counter()
     answer = driver.call("POST", "/v1/hang", b"{}", timeout=0.3)
-    assert time.perf_counter() - started < 1.5
+    assert time.perf_counter() - started < 3  # bounded by the timeout, never a hang
     assert answer.failure == "timeout"
     assert "blocked" not in answer.detail
     assert not driver.dead

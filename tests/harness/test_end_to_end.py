@@ -247,7 +247,7 @@ def test_hanging_and_crashing_connectors_are_reported_within_the_timeout(
         feed = platform.new_feed()
         started = time.perf_counter()
         outcome = feed.create()
-        assert time.perf_counter() - started < 2
+        assert time.perf_counter() - started < 5  # bounded by call_timeout, never a hang
         assert not outcome.ok
         assert outcome.status == status
         assert feed.state == "FAILED"
