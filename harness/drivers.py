@@ -34,6 +34,7 @@ from harness.inprocess import (
     ThreadLoop,
     same_thread_available,
 )
+from harness.redaction import MASK
 from harness.sdk.settings import PluginSettings
 from harness.trace import Exchange, FailureKind, Trace
 
@@ -589,6 +590,7 @@ class CommandDriver(_HttpDriver):
         self.process: subprocess.Popen[bytes] | None = None
         self._output: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
         self._reader: threading.Thread | None = None
+        self._token: str | None = None
 
     def start(self, env: PlatformEnv) -> None:
         """Launch and wait for ``GET /v1/status`` 200; ``ConnectorStartError`` otherwise."""
@@ -597,6 +599,7 @@ class CommandDriver(_HttpDriver):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         variables = {**os.environ, **self.extra_env, **env.variables(self.port)}
+        self._token = env.authentication_token
         try:
             self.process = subprocess.Popen(
                 self.command,
@@ -638,8 +641,13 @@ class CommandDriver(_HttpDriver):
             self._output.append(raw.decode("utf-8", "replace").rstrip("\n"))
 
     def output_tail(self) -> str:
-        """The last lines the connector printed (secrets redacted when a trace is set)."""
-        text = "\n".join(self._output)
+        """The last lines the connector printed, with the secrets the driver knows masked."""
+        return self._mask("\n".join(self._output))
+
+    def _mask(self, text: str) -> str:
+        """Mask the plugin token this driver handed out, and every secret of the trace."""
+        if self._token:
+            text = text.replace(self._token, MASK)
         return self.trace.redactor.text(text) if self.trace is not None else text
 
     def _tail(self) -> str:
@@ -649,7 +657,7 @@ class CommandDriver(_HttpDriver):
         kind, detail = super()._failure_kind(exc)
         process = self.process
         if kind == "connection" and process is not None and process.poll() is not None:
-            tail = "\n".join(list(self._output)[-5:])
+            tail = self._mask("\n".join(list(self._output)[-5:]))
             return "crash", f"the connector exited with code {process.returncode}: {tail}"
         return kind, detail
 

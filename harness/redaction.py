@@ -27,11 +27,21 @@ _KEY_MARKERS: tuple[bytes, ...] = tuple(f'"{key}"'.encode() for key in SECRET_KE
 _FORM_MARKERS: tuple[bytes, ...] = tuple(f"{key}=".encode() for key in SECRET_KEYS)
 
 
-def _masks_key(key: str, value: object) -> bool:
-    """Whether a secret key's value is masked; partner error codes (UPPER_SNAKE) are kept."""
+_OAUTH_SIBLINGS = frozenset({"state", "redirect_uri", "grant_type"})
+
+
+def _masks_key(key: str, value: object, *, oauth: bool = True) -> bool:
+    """Whether a secret key's value is masked.
+
+    ``code`` is an authorization code only in an OAuth context (a URL or form, or a JSON
+    object that also has ``state``, ``redirect_uri`` or ``grant_type``); elsewhere it is
+    an error code (``"code": "invalid_grant"``) and is kept, as are UPPER_SNAKE codes.
+    """
     if key not in SECRET_KEYS:
         return False
-    return not (key == "code" and isinstance(value, str) and _ERROR_CODE.match(value))
+    if key == "code":
+        return oauth and not (isinstance(value, str) and _ERROR_CODE.match(value))
+    return True
 
 
 class Redactor:
@@ -132,7 +142,11 @@ class Redactor:
     def value(self, value: Any) -> Any:
         """A parsed JSON value, redacted (secret keys masked, secret substrings masked)."""
         if isinstance(value, dict):
-            return {k: MASK if _masks_key(k, v) else self.value(v) for k, v in value.items()}
+            oauth = not _OAUTH_SIBLINGS.isdisjoint(value)
+            return {
+                k: MASK if _masks_key(k, v, oauth=oauth) else self.value(v)
+                for k, v in value.items()
+            }
         if isinstance(value, list):
             return [self.value(v) for v in value]
         if isinstance(value, str):

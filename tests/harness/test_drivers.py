@@ -489,6 +489,20 @@ def test_command_driver_that_exits_raises_at_once_with_its_output(tmp_path: Path
     assert "missing PARTNER_KEY" in caught.value.output
 
 
+def test_command_driver_masks_the_plugin_token_the_connector_prints(tmp_path: Path) -> None:
+    script = (
+        "import os, sys\n"
+        "print('token is', os.environ['PLUGIN_AUTHENTICATION_TOKEN'], flush=True)\n"
+        "sys.exit(3)\n"
+    )
+    driver = CommandDriver(_script(tmp_path, "leak.py", script), start_timeout=10)
+    with pytest.raises(ConnectorStartError) as caught:
+        driver.start(ENV)
+    assert "token is ***" in caught.value.output
+    assert ENV.authentication_token not in caught.value.output
+    assert ENV.authentication_token not in str(caught.value)
+
+
 def test_url_driver_reports_an_unreachable_connector() -> None:
     from harness.drivers import free_port
 

@@ -143,3 +143,13 @@ def test_concurrent_recording_gives_unique_ordered_seqs() -> None:
     assert len(seqs) == 800
     assert seqs == sorted(seqs)
     assert len({e.end_seq for e in trace} | set(seqs)) == 1600
+
+
+def test_an_error_code_in_json_is_kept_an_oauth_code_is_masked() -> None:
+    redactor = Redactor()
+    error = b'{"status":"error","message":"re-authenticate","code":"invalid_grant"}'
+    assert redactor.body(error) == error
+    oauth = b'{"grant_type":"authorization_code","code":"c-123","redirect_uri":"https://x"}'
+    assert b"c-123" not in redactor.body(oauth)
+    assert b"c-123" not in redactor.body(b"grant_type=authorization_code&code=c-123")
+    assert "c-123" not in redactor.url("https://x/cb?code=c-123&state=s")
