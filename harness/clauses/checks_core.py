@@ -1566,8 +1566,6 @@ def check_secret_no_leak(evidence: Evidence) -> Verdict:
     for record, exchange in evidence.all_connector_exchanges():
         checked += 1
         where: list[str] = []
-        if exchange.tags.get("leaked"):
-            where.append(f"tag leaked={exchange.tags['leaked']!r}")
         if "response_body" in exchange.redacted and marker in exchange.response_body:
             where.append("body")
         if "response_headers" in exchange.redacted and any(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 Outcome = Literal["passed", "failed", "skipped"]
@@ -57,7 +57,6 @@ class Clause:
     severity: Severity = "error"
     routes: tuple[str, ...] = ()
     runs: tuple[str, ...] = ()
-    tags: frozenset[str] = field(default_factory=frozenset)
 
 
 class UnknownClauseError(ValueError):
