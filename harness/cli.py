@@ -252,32 +252,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _configure_gateway(gateway: Gateway, partner: Partner, partner_url: str) -> str:
     """Give the gateway the files a connector reads and one demo feed; returns its account."""
-    from fake_partner import PartnerUsageError
     from harness.gateway import FeedSetup
     from harness.gateway.feeds import DEFAULT_DATAMART_ID
+    from harness.platform import configure_gateway
     from harness.users import DEFAULT_IDENTIFYING
 
-    gateway.set_configuration_file(
-        "technical_config",
-        {
-            "partner_endpoint": partner_url,
-            "partner_api_version": "v1",
-            "max_operations_per_request": 10000,
-        },
-    )
-    try:
-        credentials = partner.credentials
-    except PartnerUsageError:  # a scenario without a seeded refresh token
-        credentials = None
-    if credentials is not None:
-        gateway.set_configuration_file(
-            "credentials",
-            {
-                "client_id": credentials.client_id,
-                "client_secret": credentials.client_secret,
-                "refresh_token": credentials.refresh_token,
-            },
-        )
+    configure_gateway(gateway, partner, partner_url)
     accounts = partner.scenario.accounts
     account = accounts[0].id if accounts else "acc-1"
     gateway.add_feed(

@@ -56,6 +56,32 @@ _FIRST_FEED_ID = 7001
 _FIRST_SEGMENT_ID = 5001
 
 
+def configure_gateway(gateway: Gateway, partner: Partner, partner_url: str) -> None:
+    """Give the gateway the configuration files a connector reads (platform-simulator.md):
+    ``technical_config`` pointing at the partner with its real operation limit, and
+    ``credentials`` with the partner's seeded OAuth client and refresh token (if any)."""
+    gateway.set_configuration_file(
+        "technical_config",
+        {
+            "partner_endpoint": partner_url,
+            "partner_api_version": "v1",
+            "max_operations_per_request": partner.effective_scenario.limits.max_operations,
+        },
+    )
+    try:
+        credentials = partner.credentials
+    except PartnerUsageError:  # a scenario without a seeded refresh token
+        return
+    gateway.set_configuration_file(
+        "credentials",
+        {
+            "client_id": credentials.client_id,
+            "client_secret": credentials.client_secret,
+            "refresh_token": credentials.refresh_token,
+        },
+    )
+
+
 class PlatformSetupError(ValueError):
     """The platform was asked for an impossible set-up; the message says the fix."""
 
@@ -189,25 +215,7 @@ class Platform:
             return None
 
     def _configure_gateway(self) -> None:
-        credentials = self._credentials()
-        self.gateway.set_configuration_file(
-            "technical_config",
-            {
-                "partner_endpoint": self.partner_url,
-                "partner_api_version": "v1",
-                "max_operations_per_request": 10000,
-            },
-        )
-        if credentials is None:
-            return
-        self.gateway.set_configuration_file(
-            "credentials",
-            {
-                "client_id": credentials.client_id,
-                "client_secret": credentials.client_secret,
-                "refresh_token": credentials.refresh_token,
-            },
-        )
+        configure_gateway(self.gateway, self.partner, self.partner_url)
 
     def _learn_secrets(self) -> None:
         credentials = self._credentials()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fake_partner import Scenario
     from harness.platform import Platform
     from harness.simulator import Feed
     from harness.trace import Exchange
@@ -118,6 +119,6 @@ class RunSpec:
 
     name: str
     script: RunFunction
-    scenario: str | None = None
+    scenario: str | Scenario | None = None
     description: str = ""
     settings: Mapping[str, Any] = field(default_factory=dict)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fake_partner import PartnerError, PartnerUsageError
+from fake_partner import PartnerError, PartnerUsageError, Scenario
 from harness.clauses.evidence import RunRecord, RunSpec
 from harness.drivers import Answer
 from harness.generators import make_users
@@ -331,6 +331,8 @@ RUN_SPECS: tuple[RunSpec, ...] = (
     RunSpec(
         "oversized",
         oversized,
+        # the partner's own limits (10,000 operations, 5 MiB), whatever --scenario says
+        scenario=Scenario(),
         description=f"one batch of {OVERSIZED_BATCH} items: over the partner's 10,000 limit",
         settings={"batch_flush_max_size": 10_500},
     ),

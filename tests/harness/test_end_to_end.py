@@ -279,3 +279,22 @@ async def _asgi_get(partner: Partner, path: str) -> int:
     transport = httpx.ASGITransport(app=partner.asgi_app())
     async with httpx.AsyncClient(transport=transport, base_url="http://asgi") as client:
         return (await client.get(path)).status_code
+
+
+def test_the_connector_is_told_the_partners_real_operation_limit() -> None:
+    """technical_config carries the scenario's operation limit, so the reference connector
+    splits there and the partner accepts every upload."""
+    from fake_partner import Limits, Scenario
+
+    with Platform(scenario=Scenario(limits=Limits(max_operations=150))) as platform:
+        config = json.loads(platform.gateway.configuration_file("technical_config") or b"{}")
+        assert config["max_operations_per_request"] == 150
+        feed = platform.new_feed()
+        assert feed.create().ok
+        assert feed.connect().ok
+        feed.upsert(make_users(400, seed=1))
+        feed.flush()
+        uploads = [e for e in platform.partner.ledger.entries if e.path.endswith("/members")]
+        assert len(uploads) >= 3
+        assert all(e.status == 200 and len(e.operations) <= 150 for e in uploads)
+        assert feed.partner_membership() == feed.expected_membership()
