@@ -14,6 +14,7 @@ import inspect
 import json
 import math
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,6 +22,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 import httpx
@@ -685,11 +687,39 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
         os.killpg(process.pid, sig)
 
 
+_EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
+_QUIET_PORTS = range(20_000, 32_768)
+"""Below Linux's default ephemeral range (32768-60999): ports the kernel does not hand to
+other processes' ``bind(0)`` and outgoing connections."""
+
+
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (bound then released)."""
+    """A free TCP port on 127.0.0.1 for a process that binds it later (a connector's
+    PLUGIN_PORT, a gateway the connector must know in advance).
+
+    The port is released before its user binds it, so it is drawn outside the kernel's
+    ephemeral range, where another process's ``bind(0)`` cannot take it meanwhile; where
+    that range is unknown or overlaps, any free port will do.
+    """
+    quiet = _QUIET_PORTS if _outside_ephemeral(_QUIET_PORTS) else range(0)
+    for port in random.sample(quiet, min(len(quiet), 50)):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _outside_ephemeral(ports: range) -> bool:
+    try:
+        low, high = (int(n) for n in Path(_EPHEMERAL_RANGE_FILE).read_text().split())
+    except (OSError, ValueError):
+        return False
+    return ports.stop <= low or ports.start > high
 
 
 # --------------------------------------------------------------------------- loading

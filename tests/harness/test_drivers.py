@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import sys
 import textwrap
 import threading
@@ -554,3 +555,14 @@ def test_load_connector_accepts_a_class_a_factory_and_an_app() -> None:
 def test_load_connector_errors_name_the_fix(spec: str, fragment: str) -> None:
     with pytest.raises(ConnectorLoadError, match=fragment.replace("(", r"\(")):
         load_connector(spec, SETTINGS)
+
+
+def test_free_port_is_bindable_and_outside_the_kernels_ephemeral_range() -> None:
+    from harness.drivers import free_port
+
+    low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    for _ in range(5):
+        port = free_port()
+        assert not low <= port <= high  # no other process's bind(0) can take it meanwhile
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", port))
