@@ -218,7 +218,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         with (
             serve(partner) as served_partner,
-            serve_gateway(gateway, port=args.gateway_port) as served_gateway,
+            # the port is bound again by `verify --url` later: keep it out of the ephemeral range
+            serve_gateway(gateway, port=args.gateway_port or free_port()) as served_gateway,
         ):
             account = _configure_gateway(gateway, partner, served_partner.base_url)
             variables = {
