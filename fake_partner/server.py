@@ -167,7 +167,7 @@ def serve_from_command_line(port: int, scenario: str | None, host: str = "127.0.
         print(f"feed-harness serve-partner: {error}", file=sys.stderr)
         return EXIT_USAGE
     stop = threading.Event()
-    previous = _on_stop_signals(stop)
+    previous = on_stop_signals(stop)
     try:
         with serve(partner, host, port) as served:
             lines = [f"base_url: {served.base_url}"]
@@ -193,12 +193,13 @@ def serve_from_command_line(port: int, scenario: str | None, host: str = "127.0.
     except KeyboardInterrupt:
         pass
     finally:
-        _restore_signals(previous)
+        restore_signals(previous)
     return EXIT_OK
 
 
-def _on_stop_signals(stop: threading.Event) -> dict[int, Any]:
-    """SIGINT and SIGTERM set ``stop`` (only possible from the main thread)."""
+def on_stop_signals(stop: threading.Event) -> dict[int, Any]:
+    """SIGINT and SIGTERM set ``stop`` (only possible from the main thread); returns the
+    previous handlers for :func:`restore_signals`. Shared by every ``serve*`` command."""
     if threading.current_thread() is not threading.main_thread():
         return {}
 
@@ -211,6 +212,6 @@ def _on_stop_signals(stop: threading.Event) -> dict[int, Any]:
     return previous
 
 
-def _restore_signals(previous: dict[int, Any]) -> None:
+def restore_signals(previous: dict[int, Any]) -> None:
     for signum, handler in previous.items():
         signal.signal(signum, handler)

@@ -199,6 +199,7 @@ def _serve_connector(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from fake_partner import Partner, ScenarioError, load_scenario, serve
+    from fake_partner.server import on_stop_signals, restore_signals
     from harness.drivers import free_port
     from harness.gateway import Gateway, GatewaySetupError, ServeError, serve_gateway
 
@@ -214,7 +215,7 @@ def _serve(args: argparse.Namespace) -> int:
         return _usage(f"PLUGIN_WORKER_ID: {exc}", "serve")
     plugin_port = args.plugin_port or free_port()
     stop = threading.Event()
-    previous = _on_stop_signals(stop)
+    previous = on_stop_signals(stop)
     try:
         with (
             serve(partner) as served_partner,
@@ -247,7 +248,7 @@ def _serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        _restore_signals(previous)
+        restore_signals(previous)
     return EXIT_OK
 
 
@@ -274,26 +275,6 @@ def _configure_gateway(gateway: Gateway, partner: Partner, partner_url: str) -> 
         )
     )
     return account
-
-
-def _on_stop_signals(stop: threading.Event) -> dict[int, Any]:
-    """SIGINT and SIGTERM set ``stop`` (only from the main thread)."""
-    import signal
-
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-
-    def handler(signum: int, frame: object) -> None:
-        stop.set()
-
-    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-
-def _restore_signals(previous: dict[int, Any]) -> None:
-    import signal
-
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
 
 
 # --------------------------------------------------------------------------- others
