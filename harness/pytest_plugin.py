@@ -16,10 +16,10 @@ import pytest
 
 if TYPE_CHECKING:
     from fake_partner import Partner
-    from harness.clauses.evidence import Target
     from harness.gateway import Gateway
     from harness.platform import Platform
     from harness.report import ClauseResult, Report
+    from harness.targets import Target
 
 SUITE_NAME = "feed-harness-conformance"
 _TARGET_OPTIONS = ("feed_connector", "feed_cmd", "feed_url")

@@ -20,12 +20,14 @@ import pytest
 
 from fake_partner import ScenarioError
 from harness.clauses import registry
-from harness.clauses.evidence import Evidence, RunRecord, RunSpec, Target
+from harness.clauses.evidence import Evidence, RunRecord, RunSpec
 from harness.clauses.registry import UnknownClauseError, Verdict
 from harness.drivers import ConnectorLoadError, Receive, Scope, Send
+from harness.engine import _raise_if_never_answered
 from harness.generators import make_users
 from harness.reference import ReferenceConnector
 from harness.sdk.settings import PluginSettings
+from harness.targets import Target
 from harness.trace import Trace
 from harness.verify import (
     MAX_LEDGER_ENTRIES,
@@ -33,7 +35,6 @@ from harness.verify import (
     ConnectorUnreachableError,
     UrlTarget,
     VerifyUsageError,
-    _raise_if_never_answered,
     current_profile,
     hypothesis_settings,
     make_target,

@@ -19,29 +19,6 @@ if TYPE_CHECKING:
     from harness.trace import Exchange
 
 
-@dataclass(frozen=True)
-class Target:
-    """The connector under test: exactly one of ``connector``, ``cmd`` or ``url``.
-
-    ``label`` is how reports and reproduce commands name it (``--connector mod:Attr``,
-    ``--cmd "..."``, ``--url ...``; empty for the built-in reference connector).
-    """
-
-    connector: object | None = None
-    cmd: str | None = None
-    url: str | None = None
-    label: str = "reference connector"
-    cli_args: tuple[str, ...] = ()
-
-    def platform_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``Platform(...)`` naming this connector."""
-        if self.cmd is not None:
-            return {"cmd": self.cmd}
-        if self.url is not None:
-            return {"url": self.url}
-        return {"connector": self.connector}
-
-
 @dataclass
 class RunRecord:
     """One conformance run's evidence.

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from fake_partner import Scenario
-from harness.clauses.evidence import RunRecord, RunSpec, Target
+from harness.clauses.evidence import RunRecord, RunSpec
 from harness.clauses.runs_core import RUN_SPECS as CORE_RUNS
 from harness.clauses.runs_faults import RUN_SPECS as FAULT_RUNS
 from harness.clauses.stateful import RUN_SPECS as STATEFUL_RUNS
 from harness.platform import Platform
 from harness.simulator import ConnectorUnavailableError, FeedStateError, SimulatorSettings
+from harness.targets import Target
 
 RUNS: dict[str, RunSpec] = {spec.name: spec for spec in (*CORE_RUNS, *FAULT_RUNS, *STATEFUL_RUNS)}
 

@@ -515,7 +515,7 @@ def machine_for(platform: Platform) -> type[FeedLifecycle]:
 def stateful_settings(profile: str | None = None) -> hypothesis.settings:
     """The profile's hypothesis settings (``harness.verify``) made replayable for the machine:
     no database, derandomized, one bug, steps per profile (fast 15)."""
-    from harness.verify import current_profile, hypothesis_settings
+    from harness.profiles import current_profile, hypothesis_settings
 
     name = profile if profile is not None else current_profile()
     return hypothesis.settings(
@@ -616,7 +616,7 @@ def explore(
 ) -> StatefulOutcome:
     """Run :class:`FeedLifecycle` on ``platform`` with ``seed`` (the same seed replays the
     same examples); a failure comes back shrunk (within the profile's budget), never raised."""
-    from harness.verify import current_profile
+    from harness.profiles import current_profile
 
     name = profile if profile is not None else current_profile()
     machine = machine_for(platform)

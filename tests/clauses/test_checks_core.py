@@ -11,13 +11,14 @@ import pytest
 
 from fake_partner import Partner
 from harness.clauses import checks_core
-from harness.clauses.evidence import Evidence, RunRecord, Target
+from harness.clauses.evidence import Evidence, RunRecord
 from harness.clauses.registry import Clause, Verdict, all_clauses
 from harness.clauses.runs import RUNS, execute_run
 from harness.clauses.runs_core import OVERSIZED_BATCH, PARTNER_OPERATION_LIMIT, RUN_SPECS
 from harness.drivers import ASGIApp, Message, Receive, Scope, Send
 from harness.reference import ReferenceConnector
 from harness.sdk import PluginSettings
+from harness.targets import Target
 
 SEEDS = (1, 2, 3)
 CORE: list[Clause] = [c for c in all_clauses() if c.check.__module__ == checks_core.__name__]

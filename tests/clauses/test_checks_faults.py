@@ -20,7 +20,7 @@ from harness.clauses.checks_faults import (
     TOKEN_EXPIRY,
     TRANSIENT_RUNS,
 )
-from harness.clauses.evidence import Evidence, Target
+from harness.clauses.evidence import Evidence
 from harness.clauses.runs import RUNS, execute_run
 from harness.clauses.runs_faults import (
     AUTH_RUN,
@@ -32,6 +32,7 @@ from harness.reference import OAuthState, ReferenceConnector, StateCodec
 from harness.reference.config import PartnerCredentials, TechnicalConfig
 from harness.reference.core import ReferenceContext
 from harness.reference.partner_client import PartnerClient
+from harness.targets import Target
 
 FAULT_CLAUSES = (
     "TOKEN-REFRESH",

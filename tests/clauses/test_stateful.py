@@ -14,7 +14,7 @@ from contracts.plugin_api import (
     UserSegmentUpdateRequest,
     UserSegmentUpdateResponse,
 )
-from harness.clauses.evidence import Evidence, RunRecord, Target
+from harness.clauses.evidence import Evidence, RunRecord
 from harness.clauses.registry import get_clause
 from harness.clauses.stateful import (
     CLAUSE_ID,
@@ -28,6 +28,7 @@ from harness.clauses.stateful import (
 from harness.platform import Platform
 from harness.reference import ReferenceConnector, ReferenceContext
 from harness.simulator import SimulatorSettings
+from harness.targets import Target
 
 SPEC = RUN_SPECS[0]
 

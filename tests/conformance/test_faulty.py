@@ -14,10 +14,10 @@ import dataclasses
 import pytest
 
 from harness.clauses import runs as run_module
-from harness.clauses.evidence import Target
 from harness.clauses.registry import CLAUSE_ORDER, all_clauses
 from harness.cli import main
 from harness.report import ClauseResult
+from harness.targets import Target
 from harness.verify import verify
 from tests.conformance import faulty
 

@@ -1,0 +1,114 @@
+"""What a report shows of a failure: the trace excerpt, the feed accounting, the ledger window."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fake_partner import LedgerEntry
+    from harness.clauses.evidence import RunRecord
+    from harness.trace import Exchange
+
+__all__ = [
+    "MAX_LEDGER_ENTRIES",
+    "MAX_TRACE_ENTRIES",
+    "feed_accounting",
+    "ledger_window",
+    "trace_excerpt",
+]
+
+MAX_TRACE_ENTRIES = 60
+MAX_LEDGER_ENTRIES = 50
+_MAX_BODY = 2000
+
+
+def trace_excerpt(
+    record: RunRecord, seqs: Sequence[int], limit: int = MAX_TRACE_ENTRIES
+) -> list[tuple[dict[str, Any], Exchange]]:
+    """The exchanges a verdict names with those nested in them, as report dicts (≤ limit).
+
+    The named exchanges are kept first; nested ones fill the rest, in ``seq`` order.
+    """
+    trace = record.trace
+    by_seq = {ex.seq: ex for ex in trace}
+    named = [by_seq[s] for s in sorted(set(seqs)) if s in by_seq]
+    named_ids = {ex.seq for ex in named}
+    nested: dict[int, Exchange] = {}
+    for ex in named:
+        for child in trace.children(ex):
+            if child.seq not in named_ids:
+                nested.setdefault(child.seq, child)
+    room = max(0, limit - len(named))
+    kept = named[:limit] + sorted(nested.values(), key=lambda e: e.seq)[:room]
+    kept.sort(key=lambda e: e.seq)
+    redactor = trace.redactor
+    return [(redactor.value(_entry(ex)), ex) for ex in kept]
+
+
+def _entry(ex: Exchange) -> dict[str, Any]:
+    data = ex.to_jsonable(max_body=_MAX_BODY)
+    data.update(path=ex.path, status=ex.status, summary=_summary(ex))
+    return data
+
+
+def _summary(ex: Exchange) -> str:
+    """A short account: answer status, list sizes, answer counts (``OK, 3 batch_content``)."""
+    parts: list[str] = []
+    answer = ex.response_json()
+    if isinstance(answer, dict) and isinstance(answer.get("status"), str):
+        parts.append(str(answer["status"]))
+    for body, counts in ((ex.request_json(), False), (answer, True)):
+        if isinstance(body, list):
+            parts.append(f"{len(body)} items")
+        elif isinstance(body, dict):
+            for key, value in body.items():
+                if isinstance(value, list):
+                    parts.append(f"{len(value)} {key}")
+                elif counts and isinstance(value, int) and not isinstance(value, bool):
+                    parts.append(f"{key}={value}")
+    if ex.failure is not None:
+        parts.append(ex.failure)
+    text = ", ".join(parts[:6])
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+def feed_accounting(record: RunRecord) -> dict[str, Any] | None:
+    """The run's feed accounting (current session): flat for one feed, by feed name otherwise."""
+    feeds = record.feeds
+    if not feeds:
+        return None
+    if len(feeds) == 1:
+        name, feed = next(iter(feeds.items()))
+        return {"feed": name, "feed_id": feed.feed_id, **feed.accounting.to_dict()}
+    return {name: feed.accounting.to_dict() for name, feed in feeds.items()}
+
+
+def ledger_window(
+    record: RunRecord, exchanges: Sequence[Exchange], limit: int = MAX_LEDGER_ENTRIES
+) -> list[dict[str, Any]]:
+    """The partner ledger entries of those exchanges (≤ limit, without operations).
+
+    Partner calls are matched by ``X-Request-Id``, dropped ones by virtual time; with no
+    partner call among them, every entry of their time window; with no exchange, the
+    run's last entries.
+    """
+    ledger = record.partner.ledger
+    if not exchanges:
+        return [entry.to_json(operations=False) for entry in list(ledger.entries)[-limit:]]
+    start = min(ex.virtual_start for ex in exchanges)
+    end = max(
+        ex.virtual_end if ex.virtual_end is not None else ex.virtual_start for ex in exchanges
+    )
+    calls = [ex for ex in exchanges if ex.leg == "connector->partner"]
+    ids = {ex.response_header("x-request-id") for ex in calls} - {None}
+    unanswered = any(ex.status is None for ex in calls)
+
+    def wanted(entry: LedgerEntry) -> bool:
+        if not calls:
+            return start <= entry.time <= end
+        if entry.request_id in ids:
+            return True
+        return unanswered and entry.dropped and start <= entry.time <= end
+
+    return [entry.to_json(operations=False) for entry in ledger.where(wanted)[:limit]]
