@@ -111,6 +111,22 @@ class Route:
             return self.other_code
         return self.status_codes.get(status, self.other_code)
 
+    def not_implemented_by(self, status: int | None, body: object) -> bool:
+        """Whether an answer ``status`` / ``body`` says the connector lacks this route.
+
+        The one rule every consumer applies: 404 on an optional route (SDK versions before
+        the route existed); 400 ``{"status": "not_implemented"}`` where the route has that
+        status; on ``batch_update``, the SDK's fixed answer of a non-batched plugin. A 404 on
+        a mandatory route is a failure, never "not implemented".
+        """
+        if status == 404:
+            return self.optional
+        if status == 400 and "not_implemented" in self.status_codes:
+            return isinstance(body, Mapping) and body.get("status") == "not_implemented"
+        if self.name == "batch_update" and status == NON_BATCHED_BATCH_UPDATE_CODE:
+            return isinstance(body, Mapping) and dict(body) == dict(NON_BATCHED_BATCH_UPDATE_ANSWER)
+        return False
+
     @property
     def statuses(self) -> tuple[str, ...]:
         """The statuses with a code of their own, in table order."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.clauses.evidence import Evidence, RunRecord
+from harness.clauses.evidence import Evidence, RunRecord, not_implemented
 from harness.clauses.registry import Clause, Verdict, select_clauses
 from harness.errors import ConnectorUnreachableError, VerifyUsageError
 from harness.excerpts import feed_accounting, ledger_window, trace_excerpt
@@ -23,7 +23,6 @@ from harness.report import ClauseResult, Report
 from harness.targets import Target, UrlTarget
 
 if TYPE_CHECKING:
-    from contracts.routes import Route
     from harness.trace import Exchange
 
 __all__ = ["Progress", "not_implemented_routes", "reproduce_command", "verify"]
@@ -58,8 +57,9 @@ def verify(
     say = progress if progress is not None else _silent
     started = time.perf_counter()
 
-    wanted = dict.fromkeys(name for c in selected for name in c.runs)
-    specs = run_module.runs_for(name for name in wanted if name in run_module.RUNS)
+    # every run, whatever the selection: a clause judges all the evidence where its
+    # premise occurs, so its verdict alone (--clauses ID) is the one of a full verification
+    specs = list(run_module.RUNS.values())
     evidence = Evidence(seed=seed, profile=profile)
     run_errors: dict[str, str] = {}
     with use_profile(profile):
@@ -173,7 +173,7 @@ def _verdict(clause: Clause, evidence: Evidence, run_errors: Mapping[str, str]) 
         shown = "; ".join(f"{name} ({why})" for name, why in missing.items())
         return Verdict.skipped(f"not implemented by the connector: {shown}")
     try:
-        verdict = clause.check(evidence.only(clause.runs))
+        verdict = clause.check(evidence)
     except Exception as exc:  # a check that raises is a failed clause, never a crash
         return Verdict.failed(f"the check of {clause.id} raised {type(exc).__name__}: {exc}")
     if not isinstance(verdict, Verdict):
@@ -186,38 +186,32 @@ def _verdict(clause: Clause, evidence: Evidence, run_errors: Mapping[str, str]) 
 def not_implemented_routes(clause: Clause, evidence: Evidence) -> dict[str, str]:
     """The clause's routes the connector does not implement, with the answer that shows it.
 
-    A route is not implemented when every answer on it (in the clause's runs) is 404 on an
-    optional route, or 400 ``not_implemented`` where the route has that status; a route
-    never called is not judged, and a 404 on a mandatory route is the checks' to fail.
+    A route is not implemented when it was answered in some run and every answer on it,
+    in every run, says so (``Route.not_implemented_by``); a route never called is not
+    judged, and a 404 on a mandatory route is the checks' to fail.
     """
     from contracts.routes import route
 
-    records = [evidence.runs[n] for n in clause.runs if n in evidence.runs] or list(evidence)
     missing: dict[str, str] = {}
     for name in clause.routes:
         wire = route(name)
         answered = [
             ex
-            for record in records
+            for record in evidence
             for ex in record.connector_exchanges(wire.path)
-            if ex.method == wire.method and ex.status is not None
+            if ex.method == wire.method and ex.status is not None and not _is_probe(ex)
         ]
-        if answered and all(_not_implemented(wire, ex) for ex in answered):
+        if answered and all(not_implemented(ex) for ex in answered):
             first = answered[0]
             missing[name] = f"{wire.method} {wire.path} answered {first.status} at #{first.seq}"
     return missing
 
 
-def _not_implemented(wire: Route, exchange: Exchange) -> bool:
-    if exchange.status == 404:
-        return wire.optional
-    body = exchange.response_json()
-    return (
-        exchange.status == 400
-        and "not_implemented" in wire.status_codes
-        and isinstance(body, dict)
-        and body.get("status") == "not_implemented"
-    )
+def _is_probe(exchange: Exchange) -> bool:
+    """An empty-body probe: its answer is about the missing body, not about the route."""
+    from harness.clauses.runs_core import PROBE_TAG
+
+    return exchange.tags.get(PROBE_TAG) is not None
 
 
 def _record_of(verdict: Verdict, clause: Clause, evidence: Evidence) -> RunRecord | None:

@@ -258,18 +258,26 @@ def test_the_failure_details_never_carry_a_secret(stub: list[str]) -> None:
         assert secret not in text
 
 
-def test_selection_runs_only_the_runs_the_clauses_need(stub: list[str]) -> None:
+def test_every_selection_runs_every_run_and_each_check_reads_them_all(stub: list[str]) -> None:
+    """A clause judges all the evidence: selecting it alone executes the same runs as a full
+    verification (so the printed replay command gives the same verdict)."""
     messages: list[str] = []
     report = verify(clauses=["T-P*", "t-no-run"], progress=messages.append)
     assert [r.id for r in report.results] == ["T-PASS", "T-NO-RUN"]
-    assert stub == ["life"]
-    assert messages == ["run 1/1: life", "checking 2 clause(s)"]
+    assert stub == ["life", "probe", "broken"]
+    assert messages == [
+        "run 1/3: life",
+        "run 2/3: probe",
+        "run 3/3: broken",
+        "checking 2 clause(s)",
+    ]
+    assert report.results[1].message == "2 runs, profile fast", "the broken run left nothing"
     assert not report.failed
 
 
 def test_the_profile_and_seed_reach_the_runs_and_the_evidence(stub: list[str]) -> None:
     report = verify(clauses=["T-NO-RUN"], profile="thorough", seed=9)
-    assert report.results[0].message == "0 runs, profile thorough"
+    assert report.results[0].message == "2 runs, profile thorough"
     assert report.profile == "thorough"
     assert report.results[0].reproduce.endswith("--seed 9 --clauses T-NO-RUN --profile thorough")
     assert current_profile() == "fast", "the profile is reset after the verification"

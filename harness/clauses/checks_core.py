@@ -23,7 +23,6 @@ from contracts.plugin_api import MissingBodyError, SdkError, ThrottledResponse
 from contracts.routes import (
     DELAY_HEADER,
     MISSING_BODY_CODE,
-    NON_BATCHED_BATCH_UPDATE_ANSWER,
     SDK_ERROR_CODE,
     THROTTLED_CODE,
     THROTTLED_STATUS,
@@ -32,7 +31,7 @@ from contracts.routes import (
 )
 from fake_partner import LedgerEntry, PartnerUsageError
 from harness.accounting import BatchAttempt, BatchRecord, UpdateRecord
-from harness.clauses.evidence import Evidence, RunRecord
+from harness.clauses.evidence import Evidence, RunRecord, not_implemented
 from harness.clauses.registry import Verdict, clause
 from harness.clauses.runs_core import PARTNER_OPERATION_LIMIT, PROBE_TAG
 from harness.clauses.runs_faults import preset_run
@@ -201,45 +200,14 @@ def _status(body: dict[str, Any] | None) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _absent(exchange: Exchange, target: Route) -> bool:
-    """An optional route the connector does not implement: 404, or 400 ``not_implemented``."""
-    if not target.optional:
-        return False
-    if exchange.status == 404:
-        return True
-    return exchange.status == 400 and _status(_body(exchange)) == "not_implemented"
-
-
-def _batch_unsupported(exchange: Exchange) -> bool:
-    """``batch_update`` absent, not implemented, or the non-batched SDK answer."""
-    if exchange.status == 404:
-        return True
-    body = _body(exchange)
-    if exchange.status == 400 and _status(body) == "not_implemented":
-        return True
-    return body is not None and body.get("message") == NON_BATCHED_BATCH_UPDATE_ANSWER["message"]
-
-
 def _batch_answers(evidence: Evidence) -> list[tuple[RunRecord, Exchange]]:
-    """The ``batch_update`` answers of every run (probes left out)."""
+    """The ``batch_update`` answers of every run (probes and not-implemented answers aside)."""
     return [
         (record, exchange)
         for record in evidence
         for exchange in _exchanges(record, _PLATFORM, "/v1/batch_update")
-        if not _is_probe(exchange) and _answered(exchange)
+        if not _is_probe(exchange) and _answered(exchange) and not not_implemented(exchange)
     ]
-
-
-def _batch_skip(evidence: Evidence) -> Verdict | None:
-    """Skipped when every ``batch_update`` answer says the route is not implemented."""
-    answers = _batch_answers(evidence)
-    if answers and all(_batch_unsupported(exchange) for _, exchange in answers):
-        _, first = answers[0]
-        return Verdict.skipped(
-            f"batch_update is not implemented (answered {first.status}): a non-batched "
-            "connector (NOT-IMPLEMENTED-OK)"
-        )
-    return None
 
 
 def _request_feed_id(exchange: Exchange) -> str | None:
@@ -390,7 +358,7 @@ def check_wire_schema(evidence: Evidence) -> Verdict:
         model = target.response_model
         if model is None or _is_probe(exchange) or not _answered(exchange):
             continue
-        if _absent(exchange, target):
+        if not_implemented(exchange):
             continue
         checked += 1
         body = exchange.response_json()
@@ -432,7 +400,7 @@ def check_wire_status(evidence: Evidence) -> Verdict:
         if _is_probe(exchange) or not _answered(exchange) or target.response_model is None:
             continue
         body = _body(exchange)
-        if body is None or _absent(exchange, target):
+        if body is None or not_implemented(exchange):
             continue
         checked += 1
         status = _status(body)
@@ -529,7 +497,7 @@ def check_wire_empty_body(evidence: Evidence) -> Verdict:
                 [exchange.seq],
             )
             continue
-        if target is not None and _absent(exchange, target):
+        if target is not None and not_implemented(exchange):
             continue
         body = _body(exchange)
         if body is None:
@@ -1074,9 +1042,6 @@ def check_update_stats(evidence: Evidence) -> Verdict:
 )
 def check_batch_accounting(evidence: Evidence) -> Verdict:
     """Every final (OK / ERROR) ``batch_update`` answer's counts add up to the batch size."""
-    skip = _batch_skip(evidence)
-    if skip is not None:
-        return skip
     findings = _Findings()
     _need_runs(evidence, ("lifecycle",), findings)
     checked = 0
@@ -1124,9 +1089,6 @@ def check_batch_accounting(evidence: Evidence) -> Verdict:
 def check_batch_honest(evidence: Evidence) -> Verdict:
     """Per final batch attempt: reported success == operations the partner accepted in the
     uploads nested in that call, and errors <= items the partner did not accept."""
-    skip = _batch_skip(evidence)
-    if skip is not None:
-        return skip
     findings = _Findings()
     _need_runs(evidence, ("lifecycle",), findings)
     checked = 0
@@ -1177,9 +1139,6 @@ def check_batch_honest(evidence: Evidence) -> Verdict:
 )
 def check_batch_empty(evidence: Evidence) -> Verdict:
     """Every ``batch_update`` with ``batch_content: []`` answers 200 OK 0/0."""
-    skip = _batch_skip(evidence)
-    if skip is not None:
-        return skip
     findings = _Findings()
     checked = 0
     for record, exchange in _batch_answers(evidence):
@@ -1398,9 +1357,6 @@ def _explain(
 def check_retry_no_duplicate_success(evidence: Evidence) -> Verdict:
     """Per feed session: the final answers' success total <= the distinct items sent (an
     item is its update and its content), and per batch <= its distinct items."""
-    skip = _batch_skip(evidence)
-    if skip is not None:
-        return skip
     findings = _Findings()
     _need_runs(evidence, ("lifecycle",), findings)
     sessions = 0

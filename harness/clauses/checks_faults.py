@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from contracts.routes import DELAY_HEADER, ROUTES, route_for_path
 from fake_partner import LedgerEntry
-from harness.clauses.evidence import Evidence, RunRecord
+from harness.clauses.evidence import Evidence, RunRecord, not_implemented
 from harness.clauses.registry import Verdict, clause
 from harness.clauses.runs_faults import ACCOUNT, AUTH_RUN, preset_run
 from harness.trace import Exchange
@@ -265,28 +265,6 @@ def _finish(runs: Iterable[_Run], verdict: Verdict) -> Verdict:
     return verdict
 
 
-def _not_implemented(exchange: Exchange) -> bool:
-    """HTTP 404, or 400 with body status ``not_implemented``: the route is absent."""
-    return exchange.status == 404 or (
-        exchange.status == 400 and _status(exchange) == "not_implemented"
-    )
-
-
-def _unimplemented(evidence: Evidence, routes: Iterable[str]) -> Verdict | None:
-    """``skipped`` when one of ``routes`` answered as not implemented in any run."""
-    wanted = set(routes)
-    for record in evidence:
-        for exchange in record.connector_exchanges():
-            name = _route(exchange)
-            if name in wanted and _not_implemented(exchange):
-                return Verdict.skipped(
-                    f"route {name} is not implemented by the connector ({_answer(exchange)}): "
-                    "this clause needs it",
-                    run=record.name,
-                )
-    return None
-
-
 # ---------------------------------------------------------------------- TOKEN-REFRESH
 
 
@@ -448,7 +426,7 @@ def token_invalid_grant(evidence: Evidence) -> Verdict:
     answered = 0
     for call in run.calls:
         name = _route(call)
-        if _not_implemented(call) or (
+        if not_implemented(call) or (
             name not in _PARTNER_ROUTES and not (name == "user_segment_update" and run.nested(call))
         ):
             continue
@@ -796,7 +774,9 @@ def _batch_counts(call: Exchange, accepted: int, rejected: int, sent: int) -> st
 
 
 def _auth_run(evidence: Evidence, routes: tuple[str, ...]) -> _Run | Verdict:
-    return _unimplemented(evidence, routes) or _required(evidence, AUTH_RUN)
+    """The auth run (the engine has already skipped a clause whose routes are absent)."""
+    del routes
+    return _required(evidence, AUTH_RUN)
 
 
 def _expect(run: _Run, problems: _Problems, key: str, expected: str, what: str) -> bool:
@@ -836,7 +816,7 @@ def _login_url_problem(run: _Run, url: object, what: str) -> str | None:
 
 def _implemented(run: _Run, key: str) -> bool:
     exchange = run.note(key)
-    return exchange is not None and not _not_implemented(exchange)
+    return exchange is not None and not not_implemented(exchange)
 
 
 @clause(
@@ -1138,7 +1118,7 @@ def _classify(call: Exchange) -> tuple[str, str | None]:
     """``absent`` / ``not_implemented`` / ``implemented`` / ``no answer``, and the problem."""
     if call.status is None or (call.failure is not None and call.failure != "not-json"):
         return "no answer", f"gave no answer ({call.failure})"
-    if _not_implemented(call):
+    if not_implemented(call):
         return ("absent" if call.status == 404 else "not_implemented"), None
     if _status(call) == "not_implemented":
         return "not_implemented", f"answered not_implemented with HTTP {call.status}, not 400"

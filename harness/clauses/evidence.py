@@ -99,3 +99,14 @@ class RunSpec:
     scenario: str | Scenario | None = None
     description: str = ""
     settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+def not_implemented(exchange: Exchange) -> bool:
+    """The connector's answer says it lacks the exchange's route (``Route.not_implemented_by``,
+    the one rule: checks, the engine and the reports all apply this)."""
+    from contracts.routes import route_for_path
+
+    wire = route_for_path(exchange.method, exchange.path)
+    if wire is None or exchange.status is None:
+        return False
+    return wire.not_implemented_by(exchange.status, exchange.response_json())

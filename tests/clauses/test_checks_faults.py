@@ -28,6 +28,7 @@ from harness.clauses.runs_faults import (
     RUN_SPECS,
     USER_ID,
 )
+from harness.engine import _verdict as engine_verdict
 from harness.reference import OAuthState, ReferenceConnector, StateCodec
 from harness.reference.config import PartnerCredentials, TechnicalConfig
 from harness.reference.core import ReferenceContext
@@ -222,8 +223,11 @@ class LogoutAsServerError(ReferenceConnector):
 
 
 def test_an_unimplemented_route_skips_its_clauses() -> None:
+    """The engine, not the check, decides "not implemented" (``Route.not_implemented_by``)."""
     evidence = _evidence(Target(connector=NoLogout), 0, (AUTH_RUN,))
-    assert _verdict("AUTH-ROUNDTRIP", evidence).outcome == "skipped"
+    skipped = engine_verdict(get_clause("AUTH-ROUNDTRIP"), evidence, {})
+    assert skipped.outcome == "skipped"
+    assert "logout" in skipped.message
     assert _verdict("NOT-IMPLEMENTED-OK", evidence).outcome == "passed"
     assert _verdict("AUTH-STATE-TAMPER", evidence).outcome == "passed"
 
