@@ -128,7 +128,7 @@ def _verify(args: argparse.Namespace) -> int:
             writer(report, path)
         except OSError as exc:
             return _usage(f"{option} {path}: cannot write it: {exc.strerror}")
-    return EXIT_FAILED if report.failed else EXIT_OK
+    return EXIT_FAILED if report.failed or (args.strict and report.warned) else EXIT_OK
 
 
 def _quiet_in_process_connector_logs() -> None:
@@ -381,6 +381,11 @@ def _add_verify(sub: Any) -> None:
         choices=("fast", "ci", "thorough"),
         default="fast",
         help="how hard hypothesis-based clauses search (default fast)",
+    )
+    verify.add_argument(
+        "--strict",
+        action="store_true",
+        help="a warning clause that fails (outcome warned) fails the verification (exit 1)",
     )
     verify.add_argument("--junit-xml", metavar="PATH", help="write JUnit XML, one case per clause")
     verify.add_argument("--json", metavar="PATH", help="write the verdict as JSON")

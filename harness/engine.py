@@ -128,10 +128,11 @@ def _judge(
 ) -> ClauseResult:
     started = time.perf_counter()
     verdict = _verdict(clause, evidence, run_errors)
+    warned = verdict.outcome == "failed" and clause.severity == "warning"
     result = ClauseResult(
         id=clause.id,
         statement=clause.statement,
-        outcome=verdict.outcome,
+        outcome="warned" if warned else verdict.outcome,
         message=verdict.message,
         reproduce=reproduce_command(
             target, clause.id, seed=seed, scenario=scenario, profile=profile
@@ -140,7 +141,7 @@ def _judge(
         severity=clause.severity,
         run=verdict.run,
     )
-    if verdict.outcome == "failed":
+    if verdict.outcome in ("failed", "warned"):
         record = _record_of(verdict, clause, evidence)
         if record is not None:
             result.run = record.name
@@ -180,6 +181,16 @@ def _verdict(clause: Clause, evidence: Evidence, run_errors: Mapping[str, str]) 
         return Verdict.failed(
             f"the check of {clause.id} returned {type(verdict).__name__}, not a Verdict"
         )
+    if verdict.outcome != "failed":
+        # a run that exercises the clause and stopped early leaves its premise half-seen
+        for name in clause.runs:
+            record = evidence.get(name)
+            if record is not None and record.aborted:
+                return Verdict.failed(
+                    f"run {name} stopped early ({record.aborted}); checked before that: "
+                    f"{verdict.message or 'nothing'}",
+                    run=name,
+                )
     return verdict
 
 

@@ -54,11 +54,16 @@ class Report:
     @property
     def summary(self) -> dict[str, int]:
         counts = Counter(r.outcome for r in self.results)
-        return {k: counts.get(k, 0) for k in ("passed", "failed", "skipped")}
+        return {k: counts.get(k, 0) for k in ("passed", "failed", "skipped", "warned")}
 
     @property
     def failed(self) -> bool:
         return any(r.outcome == "failed" for r in self.results)
+
+    @property
+    def warned(self) -> bool:
+        """A warning clause's check failed (``--strict`` makes that a failure)."""
+        return any(r.outcome == "warned" for r in self.results)
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document: connector, seed, clauses, summary."""
@@ -95,11 +100,13 @@ def format_table(report: Report, *, width: int = 100) -> str:
     s = report.summary
     lines.append("")
     lines.append(
-        f"{s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped "
+        f"{s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped"
+        + (f", {s['warned']} warned" if s["warned"] else "")
+        + " "
         f"({report.connector}, seed {report.seed}, {report.seconds:.1f}s)"
     )
     for r in report.results:
-        if r.outcome == "failed" and r.reproduce:
+        if r.outcome in ("failed", "warned") and r.reproduce:
             lines.append(f"  reproduce {r.id}: {r.reproduce}")
     return "\n".join(lines)
 

@@ -7,6 +7,7 @@ Policy and numbers from ``platform-simulator.md`` (``SimulatorSettings``); all w
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -479,6 +480,21 @@ class Feed:
     def expected_membership(self) -> frozenset[PartnerIdentifier]:
         """The model: every operation sent, replayed in order as a set of (type, value)."""
         return self.model.members
+
+    def settled_updates(self) -> list[UpdateRecord]:
+        """The updates none of whose delivery items is still queued (all sent in a batch, or
+        delivered by the update answer itself), in order."""
+        sent: Counter[int] = Counter(
+            item.update.index for b in self.batches for item in b.items if item.update is not None
+        )
+        return [u for u in self.updates if sent[u.index] >= u.items]
+
+    def settled_membership(self) -> frozenset[PartnerIdentifier]:
+        """The model of the settled updates alone (every update once nothing is queued)."""
+        model = MembershipModel(self.identifying)
+        for update in self.settled_updates():
+            model.apply(update.operation, update.user)
+        return model.members
 
     def partner_membership(self) -> frozenset[PartnerIdentifier]:
         """The partner segment's members now (segment id read from the gateway property)."""

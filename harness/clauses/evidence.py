@@ -8,8 +8,8 @@ run's own notes. Checks read records; they never drive the connector.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,6 +34,11 @@ class RunRecord:
     feeds: dict[str, Feed] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
     aborted: str | None = None
+    first_seq: int = 0
+    """Exchanges before this trace sequence number belong to an earlier scope (a stateful
+    example judges its own exchanges, not its predecessors' on the same platform)."""
+    own_feeds_only: bool = False
+    """Judge ``feeds`` alone, not every feed the platform built (a stateful example)."""
 
     @property
     def trace(self) -> Any:
@@ -50,6 +55,8 @@ class RunRecord:
     def connector_exchanges(self, route_path: str | None = None) -> list[Exchange]:
         """The platform->connector exchanges, optionally of one route path."""
         result: list[Exchange] = self.platform.trace.exchanges("platform->connector", route_path)
+        if self.first_seq:
+            return [e for e in result if e.seq >= self.first_seq]
         return result
 
 
@@ -61,13 +68,6 @@ class Evidence:
     seed: int = 0
     profile: str = "fast"
     """The verification profile (``fast``, ``ci``, ``thorough``; see ``harness.verify``)."""
-
-    def only(self, names: Iterable[str]) -> Evidence:
-        """The evidence of the named runs alone: what a clause declaring them may read, so
-        its verdict never depends on which other clauses were selected alongside it."""
-        wanted = set(names)
-        runs = {name: record for name, record in self.runs.items() if name in wanted}
-        return replace(self, runs=runs)
 
     def __getitem__(self, name: str) -> RunRecord:
         return self.runs[name]

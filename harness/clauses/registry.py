@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Outcome = Literal["passed", "failed", "skipped"]
+Outcome = Literal["passed", "failed", "skipped", "warned"]
+"""``warned``: a clause of severity ``warning`` whose check failed (exit 0 unless ``--strict``)."""
 Severity = Literal["error", "warning"]
 
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 import contextlib
 import textwrap
 import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx
 import hypothesis
 from hypothesis import HealthCheck, Phase
 from hypothesis import strategies as st
@@ -37,18 +35,14 @@ from fake_partner.faults import (
     FaultRule,
     HoldProvisioningEffect,
 )
-from fake_partner.ledger import Ledger, LedgerEntry
 from fake_partner.scenario import Scenario
 from harness.clauses.evidence import Evidence, RunRecord, RunSpec
-from harness.clauses.registry import Verdict, clause
+from harness.clauses.registry import Verdict, clause, get_clause
 from harness.strategies import EMAIL_STYLES, SEEDS, sim_users, twin
-from harness.users import MembershipModel
 
 if TYPE_CHECKING:
-    from harness.drivers import Answer, ConnectorDriver, PlatformEnv
     from harness.platform import Platform
-    from harness.simulator import Feed, StepOutcome
-    from harness.trace import Trace
+    from harness.simulator import Feed
     from harness.users import Operation, SimUser
 
 __all__ = [
@@ -75,6 +69,8 @@ STATEMENT = (
     "faults, accounting stays exact, success is never invented or duplicated, and "
     "membership converges once faults clear"
 )
+INVARIANTS = ("BATCH-ACCOUNTING", "RETRY-NO-DUPLICATE-SUCCESS", "BATCH-HONEST", "CONVERGENCE")
+"""The clauses checked after every step of an example, on the example's own evidence."""
 MAX_FAULT_CALLS = 3
 """A fault lasts at most this many partner calls: fewer than the platform's batch attempts,
 so a correct connector never has a batch dead-lettered."""
@@ -99,52 +95,14 @@ class BrokenInvariantError(AssertionError):
         self.seqs = tuple(seq for seq in seqs if seq is not None)
 
 
-class _AttemptTap:
-    """The feed's driver, wrapped: which partner uploads each connector call caused."""
-
-    def __init__(self, inner: ConnectorDriver) -> None:
-        self.inner = inner
-        self.trace: Trace | None = inner.trace
-        self.current: list[LedgerEntry | None] | None = None
-        self.uploads: dict[int, list[LedgerEntry | None]] = {}
-
-    def start(self, env: PlatformEnv) -> None:
-        """The platform starts the real driver; nothing to do here."""
-
-    def stop(self) -> None:
-        """The platform stops the real driver; nothing to do here."""
-
-    def call(self, method: str, path: str, body: bytes | None, *, timeout: float) -> Answer:
-        """Call through, keeping the partner uploads seen meanwhile under the exchange seq."""
-        uploads: list[LedgerEntry | None] = []
-        self.current = uploads
-        try:
-            answer = self.inner.call(method, path, body, timeout=timeout)
-        finally:
-            self.current = None
-        if answer.exchange is not None:
-            self.uploads[answer.exchange.seq] = uploads
-        return answer
-
-
-def _ledger_entry(ledger: Ledger, path: str, request_id: str | None) -> LedgerEntry | None:
-    """The ledger entry of the request just answered (by request id; latest drop without)."""
-    for entry in reversed(ledger.entries[-64:]):
-        if request_id is not None and entry.request_id == request_id:
-            return entry
-        if request_id is None and entry.path == path and entry.dropped:
-            return entry
-    return None
-
-
 @dataclass
 class _Life:
-    """The example's feed, started on first use: its driver tap and partner segment."""
+    """The example's feed, started on first use: its partner segment and where its
+    exchanges begin in the platform's trace (the example is judged on its own)."""
 
     feed: Feed
-    tap: _AttemptTap
     segment_id: str
-    upload_path: str
+    first_seq: int
 
 
 class FeedLifecycle(RuleBasedStateMachine):
@@ -155,6 +113,9 @@ class FeedLifecycle(RuleBasedStateMachine):
     base_scenario: ClassVar[Scenario | None] = None
     last_feed: ClassVar[Feed | None] = None
     examples: ClassVar[int] = 0
+    lives: ClassVar[int] = 0
+    """Examples whose feed was created and connected (the others were abandoned)."""
+    abandoned: ClassVar[list[str]] = []
 
     users = Bundle("users")
 
@@ -170,7 +131,6 @@ class FeedLifecycle(RuleBasedStateMachine):
         self.base: Scenario = cls.base_scenario
         self.partner = self.host.partner
         self.faults: list[FaultRule] = []
-        self.observing = False
         self._life: _Life | None = None
         self.partner.set_scenario(self.base)
 
@@ -189,27 +149,45 @@ class FeedLifecycle(RuleBasedStateMachine):
     def _start(self) -> _Life:
         # a fresh rate-limit minute: no example inherits its predecessor's request count
         self.host.clock.advance(_RATE_WINDOW + 1)
+        first_seq = self.host.trace.next_seq()
         feed = self.host.new_feed(self.base.accounts[0].id)
         type(self).last_feed = feed
-        tap = _AttemptTap(feed.driver)
-        feed.driver = tap
-        self._started(feed.create(), "SETUP")
+        created = feed.create()
+        if not created.ok:
+            # CREATE-OK judges creation (on every run); without a feed there is no life
+            self._abandon(f"creation did not end ok: {created}")
         self.host.clock.advance(self.base.provisioning_delay)  # past provisioning: one poll
-        self._started(feed.connect(), "SETUP")
+        self._connect(feed)
         segment_id = self.host.partner_segment_id(feed.feed_id)
-        life = _Life(feed, tap, segment_id, f"/v1/segments/{segment_id}/members")
-        self.partner.add_observer(self._observe)
-        self.observing = True
-        return life
+        type(self).lives += 1
+        return _Life(feed, segment_id, first_seq)
 
-    def _started(self, outcome: StepOutcome, invariant: str) -> None:
-        """Raise when creation or connection did not end ``ok``."""
-        if not outcome.ok:
-            seqs = [a.exchange.seq for a in outcome.answers if a.exchange is not None]
-            raise BrokenInvariantError(invariant, f"the feed could not go on: {outcome}", seqs)
+    def _connect(self, feed: Feed) -> None:
+        """Connect the feed as the platform would: a connection that does not end ``ok``
+        while the partner fails transiently is CONNECT-TRANSIENT's to judge (a warning), so
+        the platform re-activates the feed once the faults are gone; a connection that still
+        does not end ``ok`` then is judged by CONNECT-READY on the trace, and the example
+        cannot go on."""
+        outcome = feed.connect()
+        if outcome.ok:
+            return
+        if self.faults:
+            self.faults = []
+            self.partner.set_scenario(self.base)
+            self.host.clock.advance(_RATE_WINDOW + 1)
+            outcome = feed.connect()
+            if outcome.ok:
+                return
+        self._abandon(f"connection did not end ok: {outcome}")
+
+    def _abandon(self, why: str) -> None:
+        """End this example without a verdict of its own: the clauses that state what went
+        wrong (CREATE-OK, CONNECT-READY...) judge it on the run's trace."""
+        type(self).abandoned.append(why)
+        hypothesis.reject()
 
     def teardown(self) -> None:
-        """Disarm the faults, end the feed's step (pending items flushed) and stop observing.
+        """Disarm the faults and end the feed's step (pending items flushed).
 
         The feeds a run leaves behind are judged again by the session-wide clauses
         (CONVERGENCE, BATCH-*): each must end as a complete step, not mid-queue.
@@ -219,28 +197,14 @@ class FeedLifecycle(RuleBasedStateMachine):
             # a connector that fails here is judged by those clauses, not by teardown
             with contextlib.suppress(Exception):
                 self._life.feed.flush()
-        if self.observing:
-            self.partner.remove_observer(self._observe)
-            self.observing = False
-
-    def _observe(self, request: httpx.Request, outcome: httpx.Response | Exception) -> None:
-        life = self._life
-        uploads = life.tap.current if life is not None else None
-        if uploads is None or life is None or request.method != "POST":
-            return
-        if request.url.path != life.upload_path:
-            return
-        request_id = (
-            outcome.headers.get("x-request-id") if isinstance(outcome, httpx.Response) else None
-        )
-        uploads.append(_ledger_entry(self.partner.ledger, request.url.path, request_id))
 
     # ------------------------------------------------------------------ faults
 
     def _remaining(self) -> list[FaultRule]:
         """The injected rules that have calls left, with ``times`` set to what is left."""
         left: list[FaultRule] = []
-        for fault, counter in zip(self.faults, self.partner.faults.counters(), strict=True):
+        counters = self.partner.faults.counters()[len(self.base.faults) :]
+        for fault, counter in zip(self.faults, counters, strict=True):
             times = (fault.times or 0) - counter["fired"]
             if times > 0:
                 left.append(fault.model_copy(update={"times": times}))
@@ -250,7 +214,8 @@ class FeedLifecycle(RuleBasedStateMachine):
         """Arm ``fault`` beside what is left of the others (the feed is started first)."""
         _ = self.life
         self.faults = [*self._remaining(), fault]
-        self.partner.set_scenario(self.base.model_copy(update={"faults": tuple(self.faults)}))
+        faults = (*self.base.faults, *self.faults)
+        self.partner.set_scenario(self.base.model_copy(update={"faults": faults}))
 
     # ------------------------------------------------------------------ rules: updates
 
@@ -304,7 +269,7 @@ class FeedLifecycle(RuleBasedStateMachine):
     @rule()
     def reconnect(self) -> None:
         """The feed is connected again and a new feed session opens (pending items flush)."""
-        self._started(self.feed.connect(), "CONNECTION")
+        self._connect(self.feed)
         self.feed.new_session()
 
     # ------------------------------------------------------------------ rules: faults
@@ -378,117 +343,23 @@ class FeedLifecycle(RuleBasedStateMachine):
 
     @invariant()
     def clauses_hold(self) -> None:
-        """Accounting, no duplicate success, honesty, convergence: in that order."""
+        """The session clauses, as written in the registry, on this example's own evidence:
+        a broken one is reported under its own id with the minimal program."""
         life = self._life
         if life is None:
             return
-        self.check_accounting(life)
-        self.check_no_duplicate_success(life)
-        self.check_honest(life)
-        self.check_convergence(life)
-
-    def check_accounting(self, life: _Life) -> None:
-        """BATCH-ACCOUNTING: every final answer's counts are >= 0 and add up to its length."""
-        for batch in life.feed.batches:
-            final = batch.final_attempt
-            if final is None:
-                continue
-            ok_, err = final.sent_items_in_success, final.sent_items_in_error
-            if ok_ is None or err is None or ok_ < 0 or err < 0 or ok_ + err != final.size:
-                raise BrokenInvariantError(
-                    "BATCH-ACCOUNTING",
-                    f"batch {batch.batch_id} of {final.size} item(s): final answer "
-                    f"{final.http_status} {final.status} counted sent_items_in_success={ok_} "
-                    f"+ sent_items_in_error={err}; expected two counts >= 0 adding up to "
-                    f"{final.size}",
-                    [final.exchange_seq],
-                )
-
-    def check_no_duplicate_success(self, life: _Life) -> None:
-        """RETRY-NO-DUPLICATE-SUCCESS: one final answer per batch, each counted once per session."""
-        feed = life.feed
-        for session_id, accounting in feed.sessions.items():
-            reported = delivered = 0
-            for batch in feed.batches:
-                if batch.session_id != session_id:
-                    continue
-                finals = [a for a in batch.attempts if a.final]
-                if len(finals) > 1 or (finals and finals[-1] is not batch.attempts[-1]):
-                    raise BrokenInvariantError(
-                        "RETRY-NO-DUPLICATE-SUCCESS",
-                        f"batch {batch.batch_id} got {len(finals)} final answers "
-                        f"(attempts {[a.attempt for a in finals]}); a batch ends at its first",
-                        [a.exchange_seq for a in finals],
-                    )
-                if finals:
-                    reported += finals[0].sent_items_in_success or 0
-                    delivered += len(batch.items)
-            if accounting.items_reported_success != reported or reported > delivered:
-                raise BrokenInvariantError(
-                    "RETRY-NO-DUPLICATE-SUCCESS",
-                    f"session {session_id}: {accounting.items_reported_success} item(s) counted "
-                    f"as success, the final answers report {reported} for {delivered} "
-                    "item(s) delivered; each item counts at most once",
-                )
-
-    def check_honest(self, life: _Life) -> None:
-        """BATCH-HONEST: a final answer's success equals what the partner accepted during it."""
-        for batch in life.feed.batches:
-            final = batch.final_attempt
-            if final is None or final.exchange_seq is None:
-                continue
-            uploads = life.tap.uploads.get(final.exchange_seq)
-            if uploads is None or any(entry is None for entry in uploads):
-                continue  # cannot attribute the partner's work to this attempt
-            accepted = sum(entry.accepted for entry in uploads if entry is not None)
-            if final.sent_items_in_success != accepted:
-                raise BrokenInvariantError(
-                    "BATCH-HONEST",
-                    f"batch {batch.batch_id} of {final.size} item(s), attempt {final.attempt}: "
-                    f"the final answer {final.http_status} {final.status} reports "
-                    f"sent_items_in_success={final.sent_items_in_success}, the partner "
-                    f"accepted {accepted} operation(s) in {len(uploads)} upload(s) meanwhile",
-                    [final.exchange_seq],
-                )
-
-    def check_convergence(self, life: _Life) -> None:
-        """CONVERGENCE: the partner holds the model of every update whose items all left the
-        queue (every update once nothing is queued). The faults are transient and shorter
-        than the platform's retries: even with one armed, nothing may be lost."""
-        feed = life.feed
-        if any(s.delivery_items.get("FILE_DELIVERY") for s in feed.sessions.values()):
-            return  # file deliveries never reach the partner in the simulator
-        sent: Counter[int] = Counter(
-            item.update.index for b in feed.batches for item in b.items if item.update is not None
+        record = RunRecord(
+            STATEFUL_RUN,
+            self.host,
+            feeds={"example": life.feed},
+            first_seq=life.first_seq,
+            own_feeds_only=True,
         )
-        model = MembershipModel(feed.identifying)
-        queued = 0
-        for update in feed.updates:
-            if sent[update.index] < update.items:
-                queued += 1
-            else:
-                model.apply(update.operation, update.user)
-        expected, actual = model.members, feed.partner_membership()
-        if expected == actual:
-            return
-        missing, extra = sorted(expected - actual), sorted(actual - expected)
-        sessions = feed.sessions.values()
-        lost = sum(s.items_dead_lettered for s in sessions)
-        errors = sum(s.items_delivered.get("ERROR", 0) for s in sessions)
-        failed = sum(
-            n
-            for s in sessions
-            for k, n in s.updates_answered.items()
-            if k not in ("ok", "no_eligible_identifier")
-        )
-        raise BrokenInvariantError(
-            "CONVERGENCE",
-            f"after {len(feed.updates) - queued} delivered update(s) ({queued} still queued) "
-            f"the partner segment {life.segment_id} has {len(actual)} member(s) where the "
-            f"model expects {len(expected)}: {len(missing)} missing {_show(missing)}, "
-            f"{len(extra)} extra {_show(extra)} ({errors} item(s) in ERROR batches, {lost} "
-            f"dead-lettered, {failed} update(s) answered other than ok)",
-        )
+        evidence = Evidence(runs={STATEFUL_RUN: record})
+        for clause_id in INVARIANTS:
+            verdict = get_clause(clause_id).check(evidence)
+            if verdict.outcome == "failed":
+                raise BrokenInvariantError(clause_id, verdict.message, verdict.seqs)
 
 
 def _show(members: Sequence[tuple[str, str]]) -> str:
@@ -501,14 +372,19 @@ def _show(members: Sequence[tuple[str, str]]) -> str:
 
 def machine_for(platform: Platform) -> type[FeedLifecycle]:
     """A :class:`FeedLifecycle` bound to ``platform`` (already started); its faults are its own."""
-    # the machine's faults are its own, all transient: no scenario faults, no daily quota
-    base = platform.partner.effective_scenario.model_copy(
-        update={"faults": (), "daily_quota": None}
-    )
+    # the run's scenario (the user's --scenario, or the default) with the machine's own
+    # transient faults armed beside its fault rules
+    base = platform.partner.effective_scenario
     return type(
         "FeedLifecycle",
         (FeedLifecycle,),
-        {"platform": platform, "base_scenario": base, "__doc__": FeedLifecycle.__doc__},
+        {
+            "platform": platform,
+            "base_scenario": base,
+            "lives": 0,
+            "abandoned": [],
+            "__doc__": FeedLifecycle.__doc__,
+        },
     )
 
 
@@ -561,6 +437,8 @@ class StatefulOutcome:
     program: list[str] = field(default_factory=list)
     seqs: tuple[int, ...] = ()
     feed: Feed | None = None
+    lives: int = 0
+    abandoned: list[str] = field(default_factory=list)
 
     def to_notes(self) -> dict[str, Any]:
         """Plain data for ``record.notes["stateful"]``."""
@@ -575,6 +453,8 @@ class StatefulOutcome:
             "detail": self.detail,
             "program": list(self.program),
             "seqs": list(self.seqs),
+            "lives": self.lives,
+            "abandoned": self.abandoned[:3],
         }
 
 
@@ -644,6 +524,8 @@ def explore(
     outcome.seconds = time.perf_counter() - started
     outcome.examples = machine.examples
     outcome.feed = machine.last_feed
+    outcome.lives = machine.lives
+    outcome.abandoned = list(machine.abandoned)
     return outcome
 
 
@@ -684,16 +566,34 @@ def check_stateful_lifecycle(evidence: Evidence) -> Verdict:
     notes = record.notes.get(STATEFUL_RUN)
     if not isinstance(notes, dict):
         return Verdict.failed(f"the {STATEFUL_RUN!r} run recorded no result", run=STATEFUL_RUN)
+    if notes.get("passed") and not notes.get("lives"):
+        why = "; ".join(notes.get("abandoned") or ()) or "no example started a feed"
+        return Verdict.skipped(f"not exercised: no random feed life got going ({why})")
     if notes.get("passed"):
         return Verdict.passed(
             f"{notes.get('examples')} random feed lives of up to {notes.get('steps')} steps "
             f"(seed {notes.get('seed')}) kept every invariant",
             run=STATEFUL_RUN,
         )
+    return Verdict.failed(_broken_message(notes), seqs=notes.get("seqs") or (), run=STATEFUL_RUN)
+
+
+def _broken_message(notes: dict[str, Any]) -> str:
     program = notes.get("program") or []
     steps = textwrap.indent("\n".join(program) or "(hypothesis printed no steps)", "    ")
-    message = (
+    return (
         f"{notes.get('invariant')} broke under --seed {notes.get('seed')}: {notes.get('detail')}\n"
         f"  minimal failing program ({max(0, len(program) - 2)} step(s)):\n{steps}"
     )
-    return Verdict.failed(message, seqs=notes.get("seqs") or (), run=STATEFUL_RUN)
+
+
+def broken_in_random_lives(evidence: Evidence, clause_id: str) -> tuple[str, str, list[int]] | None:
+    """``(run, message, seqs)`` when a random feed life of the evidence broke ``clause_id``
+    (one of :data:`INVARIANTS`): the clause reports it under its own id, with the seed and
+    the minimal failing program."""
+    for record in evidence:
+        notes = record.notes.get(STATEFUL_RUN)
+        broke = isinstance(notes, dict) and not notes.get("passed")
+        if broke and isinstance(notes, dict) and notes.get("invariant") == clause_id:
+            return record.name, _broken_message(notes), list(notes.get("seqs") or ())
+    return None

@@ -11,6 +11,8 @@ from hypothesis import settings
 from contracts.plugin_api import (
     BatchUpdateRequest,
     BatchUpdateResponse,
+    ExternalSegmentConnectionRequest,
+    ExternalSegmentConnectionResponse,
     UserSegmentUpdateRequest,
     UserSegmentUpdateResponse,
 )
@@ -23,10 +25,13 @@ from harness.clauses.stateful import (
     StatefulOutcome,
     check_stateful_lifecycle,
     explore,
+    machine_for,
     stateful_settings,
 )
+from harness.generators import make_users
 from harness.platform import Platform
 from harness.reference import ReferenceConnector, ReferenceContext
+from harness.reference.partner_client import PartnerError
 from harness.simulator import SimulatorSettings
 from harness.targets import Target
 
@@ -45,6 +50,24 @@ class InflatingConnector(ReferenceConnector):
                 update={"sent_items_in_success": answer.sent_items_in_success + 1}
             )
         return answer
+
+
+class SeedStyleConnection(ReferenceConnector):
+    """Connection as the seed's own example writes it: any partner failure but a 404 is an
+    ``error`` (CONNECT-TRANSIENT's business, a warning; no clause of the machine states it)."""
+
+    async def on_external_segment_connection(
+        self, request: ExternalSegmentConnectionRequest, ctx: ReferenceContext
+    ) -> ExternalSegmentConnectionResponse:
+        try:
+            await ctx.partner.get_segment(ctx.partner_segment_id or "")
+        except PartnerError as err:
+            if err.status == 404:
+                return ExternalSegmentConnectionResponse(
+                    status="external_segment_not_ready_yet", message="not ready"
+                )
+            return ExternalSegmentConnectionResponse(status="error", message=str(err))
+        return ExternalSegmentConnectionResponse(status="ok")
 
 
 class OkOnPartnerFailureConnector(ReferenceConnector):
@@ -131,7 +154,7 @@ def test_inflated_success_is_caught_and_shrunk() -> None:
     outcome = run(InflatingConnector, seed=0, shrink_seconds=60)
     assert not outcome.passed
     assert outcome.invariant == "BATCH-ACCOUNTING", outcome.detail
-    assert "sent_items_in_success=2 + sent_items_in_error=0" in (outcome.detail or "")
+    assert "2 success + 0 error = 2 for a batch of 1" in (outcome.detail or "")
     assert outcome.program[0] == "state = FeedLifecycle()"
     assert outcome.program[-1] == "state.teardown()"
     program = steps(outcome)
@@ -158,7 +181,7 @@ def test_success_invented_on_a_partner_failure_is_caught() -> None:
     outcome = run(OkOnPartnerFailureConnector, seed=0, shrink_seconds=3)
     assert not outcome.passed
     assert outcome.invariant == "BATCH-HONEST", outcome.detail
-    assert "the partner accepted 0 operation(s)" in (outcome.detail or "")
+    assert "the partner accepted 0 operations" in (outcome.detail or "")
     program = steps(outcome)
     assert 2 <= len(program) <= 15, outcome.program
     assert any(fault in step for step in program for fault in FAULT_STEPS), program
@@ -172,10 +195,49 @@ def test_deletes_never_delivered_break_convergence() -> None:
     outcome = run(IgnoresDeletesConnector, seed=0, shrink_seconds=3)
     assert not outcome.passed
     assert outcome.invariant == "CONVERGENCE", outcome.detail
-    assert "extra" in (outcome.detail or ""), outcome.detail
+    assert "unexpected" in (outcome.detail or ""), outcome.detail
     program = steps(outcome)
     assert any("state.delete(" in step for step in program), program
     assert any("upsert" in step for step in program), program
+
+
+def test_a_connection_error_under_a_transient_fault_fails_no_invariant() -> None:
+    """The machine reconnects while a 5xx or a 429 is armed; the seed-style connector answers
+    error then, and the platform re-activates the feed once the faults are gone: no
+    invariant breaks (CONNECT-TRANSIENT judges that answer, as a warning)."""
+    with platform_for(SeedStyleConnection) as platform:
+        machine = machine_for(platform)()
+        machine.upsert_new(new=make_users(3, seed=1), then_flush=True)
+        for arm in (
+            lambda: machine.partner_5xx(calls=3, status=503),
+            lambda: machine.partner_429(calls=3, retry_after=5.0),
+        ):
+            arm()
+            before = len(platform.trace)
+            machine.reconnect()
+            answers = [
+                e.response_json()
+                for e in list(platform.trace)[before:]
+                if e.path == "/v1/external_segment_connection"
+            ]
+            assert {"status": "error"}.items() <= answers[0].items(), "the fault was met"
+            assert answers[-1]["status"] == "ok", "re-activated once the faults are gone"
+            machine.upsert_new(new=make_users(2, seed=2), then_flush=True)
+            machine.clauses_hold()
+        machine.teardown()
+
+
+def test_a_broken_invariant_is_reported_under_its_own_clause() -> None:
+    with platform_for(InflatingConnector) as platform:
+        record = RunRecord(STATEFUL_RUN, platform)
+        SPEC.script(record, 0)
+    evidence = Evidence(runs={STATEFUL_RUN: record})
+    verdict = get_clause("BATCH-ACCOUNTING").check(evidence)
+    assert verdict.outcome == "failed"
+    assert "a random feed life broke it" in verdict.message
+    assert "minimal failing program" in verdict.message
+    assert "--seed 0" in verdict.message
+    assert get_clause("CONVERGENCE").check(evidence).outcome == "passed"
 
 
 @pytest.mark.parametrize(
