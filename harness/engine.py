@@ -23,6 +23,7 @@ from harness.report import ClauseResult, Report
 from harness.targets import Target, UrlTarget
 
 if TYPE_CHECKING:
+    from fake_partner import Scenario
     from harness.trace import Exchange
 
 __all__ = ["Progress", "not_implemented_routes", "reproduce_command", "verify"]
@@ -66,7 +67,13 @@ def verify(
         for index, spec in enumerate(specs, 1):
             say(f"run {index}/{len(specs)}: {spec.name}")
             try:
-                record = run_module.execute_run(spec, target, seed=seed, scenario=loaded)
+                record = run_module.execute_run(
+                    spec,
+                    target,
+                    seed=seed,
+                    scenario=loaded,
+                    scenario_label=str(scenario) if scenario is not None else None,
+                )
             except (ConnectorStartError, ConnectorLoadError):
                 raise
             except ServeError as exc:
@@ -87,7 +94,78 @@ def verify(
         profile=profile,
         results=results,
         seconds=time.perf_counter() - started,
+        scenario=str(scenario) if scenario is not None else None,
+        runs=[
+            {
+                "name": spec.name,
+                "scenario": run_module.played_scenario(spec, loaded, str(scenario)),
+                "aborted": evidence.runs[spec.name].aborted
+                if spec.name in evidence.runs
+                else run_errors.get(spec.name),
+            }
+            for spec in specs
+        ],
+        warnings=unobserved_faults(evidence, loaded) if loaded is not None else [],
     )
+
+
+_OBSERVED_ERRORS = {
+    429: "RATE-LIMIT",
+    401: "TOKEN-REFRESH",
+    404: "CONNECT-NOT-READY",
+}
+"""Injected error statuses and the clause that judges what the connector does with them
+(5xx: TRANSIENT-5XX; 400 invalid_grant on /oauth/token: TOKEN-INVALID-GRANT)."""
+_OBSERVED_KINDS = {
+    "drop": "TRANSIENT-5XX",
+    "apply_then_fail": "TRANSIENT-5XX",
+    "expire_token": "TOKEN-REFRESH",
+    "revoke_refresh_token": "TOKEN-INVALID-GRANT",
+    "hold_provisioning": "CONNECT-NOT-READY",
+}
+
+
+def unobserved_faults(evidence: Evidence, scenario: Scenario) -> list[str]:
+    """The user's fault rules no clause could judge: never fired in any run that played the
+    scenario, or whose effect no clause states a behaviour for (a warning, never silent)."""
+    played = [record for record in evidence if record.user_scenario]
+    fired: dict[int, int] = {}
+    for record in played:
+        counters = record.partner.faults.counters()
+        for index in range(len(scenario.faults)):
+            if index < len(counters):
+                fired[index] = fired.get(index, 0) + counters[index]["fired"]
+    warnings: list[str] = []
+    for index, rule in enumerate(scenario.faults):
+        name = rule.name or f"#{index + 1}"
+        if not played:
+            break
+        if not fired.get(index):
+            warnings.append(
+                f"fault rule {name} never fired in the {len(played)} run(s) that played the "
+                "scenario: no clause saw it (check its method, path, segment and times)"
+            )
+            continue
+        effect = rule.effect
+        kind = effect.kind
+        status = getattr(effect, "status", None)
+        if kind == "error" and isinstance(status, int):
+            if (
+                status >= 500
+                or status in _OBSERVED_ERRORS
+                or (status == 400 and getattr(effect, "code", None) == "invalid_grant")
+            ):
+                continue
+            warnings.append(
+                f"fault rule {name} fired (HTTP {status}) but no clause states what a connector "
+                "does with that answer: its effect is shown in the trace, not judged"
+            )
+        elif kind not in _OBSERVED_KINDS:
+            warnings.append(
+                f"fault rule {name} fired ({kind}) but no clause judges that effect: it is "
+                "shown in the trace, not judged"
+            )
+    return warnings
 
 
 def _silent(_: str) -> None:

@@ -50,6 +50,12 @@ class Report:
     profile: str = "fast"
     results: list[ClauseResult] = field(default_factory=list)
     seconds: float = 0.0
+    scenario: str | None = None
+    """The user's ``--scenario`` (None: the default partner)."""
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    """Every run executed: ``name``, the ``scenario`` it played, why it ``aborted`` (or None)."""
+    warnings: list[str] = field(default_factory=list)
+    """What the verification could not judge (a scenario fault no clause observes)."""
 
     @property
     def summary(self) -> dict[str, int]:
@@ -83,6 +89,9 @@ class Report:
                 for r in self.results
             ],
             "summary": self.summary,
+            "scenario": self.scenario,
+            "runs": self.runs,
+            "warnings": self.warnings,
         }
 
 
@@ -91,7 +100,8 @@ def format_table(report: Report, *, width: int = 100) -> str:
     id_w = max([len("clause")] + [len(r.id) for r in report.results])
     out_w = len("skipped")
     msg_w = max(20, width - id_w - out_w - 4)
-    lines = [f"{'clause':<{id_w}}  {'outcome':<{out_w}}  message", "-" * min(width, 120)]
+    lines = [*_scenario_lines(report)]
+    lines += [f"{'clause':<{id_w}}  {'outcome':<{out_w}}  message", "-" * min(width, 120)]
     for r in report.results:
         message = " ".join(r.message.split())
         if len(message) > msg_w:
@@ -109,6 +119,20 @@ def format_table(report: Report, *, width: int = 100) -> str:
         if r.outcome in ("failed", "warned") and r.reproduce:
             lines.append(f"  reproduce {r.id}: {r.reproduce}")
     return "\n".join(lines)
+
+
+def _scenario_lines(report: Report) -> list[str]:
+    """Which runs played which scenario (only when the user gave one), and the warnings."""
+    lines: list[str] = []
+    if report.scenario is not None and report.runs:
+        mine = [str(r.get("name")) for r in report.runs if r.get("scenario") == report.scenario]
+        others = len(report.runs) - len(mine)
+        lines.append(
+            f"scenario {report.scenario}: played by {', '.join(mine) or 'no run'}"
+            + (f"; {others} run(s) keep a scenario of their own (see --json)" if others else "")
+        )
+    lines += [f"warning: {text}" for text in report.warnings]
+    return [*lines, ""] if lines else []
 
 
 def write_json(report: Report, path: str | Path) -> None:

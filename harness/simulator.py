@@ -74,6 +74,11 @@ class SimulatorSettings(BaseModel):
         5, ge=1, description="timeouts / crashes in a row after which the run stops"
     )
     include_raw_email: bool = Field(True, description="send USER_EMAIL.email beside the hash")
+    batch_content_as_json: bool = Field(
+        False,
+        description="send each batch_content item as a JSON string (the SDK passes items as "
+        "the platform queued them: strings or objects)",
+    )
 
     def backoff(self, attempt: int) -> float:
         """The wait after failed attempt ``attempt`` (1-based): exponential, capped."""
@@ -444,8 +449,14 @@ class Feed:
             raw=raw,
         )
         self.batches.append(batch)
+        as_json = settings.batch_content_as_json and not raw
         body = {
-            "batch_content": [item.content for item in items],
+            "batch_content": [
+                json.dumps(item.content, separators=(",", ":"))
+                if as_json and not isinstance(item.content, str)
+                else item.content
+                for item in items
+            ],
             "ts": int(self.clock.now() * 1000),
             "context": {
                 "endpoint": BATCH_ENDPOINT,

@@ -1181,16 +1181,18 @@ def check_batch_limit(evidence: Evidence) -> Verdict:
     findings = _Findings()
     uploads_seen = 0
     for record in evidence:
+        limits = record.partner.effective_scenario.limits
+        max_operations, max_bytes = limits.max_operations, limits.max_body_bytes
         for upload in _uploads(record):
             uploads_seen += 1
             count = _operation_count(upload)
             size = len(upload.request_body)
             code = _partner_code(upload)
-            if (count or 0) > PARTNER_OPERATION_LIMIT or size > MAX_UPLOAD_BYTES:
+            if (count or 0) > max_operations or size > max_bytes:
                 findings.add(
                     record.name,
                     f"an upload carried {count} operations in {size} bytes: the partner takes "
-                    f"at most {PARTNER_OPERATION_LIMIT} operations and {MAX_UPLOAD_BYTES} bytes",
+                    f"at most {max_operations} operations and {max_bytes} bytes",
                     [upload.seq],
                 )
             elif upload.status == 413 or code in ("TOO_MANY_OPERATIONS", "PAYLOAD_TOO_LARGE"):
@@ -1200,17 +1202,19 @@ def check_batch_limit(evidence: Evidence) -> Verdict:
                     [upload.seq],
                 )
     oversized = evidence.get("oversized")
-    feed = oversized.feeds.get("main") if oversized is not None else None
-    if oversized is not None and feed is not None and feed.batches:
-        _check_split(oversized, feed, findings)
+    for name in ("main", "wide"):
+        feed = oversized.feeds.get(name) if oversized is not None else None
+        if oversized is not None and feed is not None and feed.batches:
+            _check_split(oversized, feed, findings, by_size=name == "wide")
     return findings.verdict(f"{uploads_seen} uploads within the partner's limits")
 
 
-def _check_split(record: RunRecord, feed: Feed, findings: _Findings) -> None:
-    """The oversized run's biggest batch reached the partner, split."""
+def _check_split(record: RunRecord, feed: Feed, findings: _Findings, *, by_size: bool) -> None:
+    """The oversized run's biggest batch reached the partner, split (``by_size``: a batch
+    under the operation limit whose body is over the byte limit)."""
     batch = max(feed.batches, key=lambda b: len(b.items))
     size = len(batch.items)
-    if size <= PARTNER_OPERATION_LIMIT:
+    if size <= PARTNER_OPERATION_LIMIT and not by_size:
         findings.add(
             record.name,
             f"the largest batch had {size} items: the run needs one over "
@@ -1242,9 +1246,43 @@ def _check_split(record: RunRecord, feed: Feed, findings: _Findings) -> None:
         )
 
 
-def _flagged_updates(feed: Feed) -> tuple[set[int], int]:
+_TRANSIENT_STATUSES = frozenset({401, 404, 408, 429})
+"""Partner refusals that clear by themselves (expired token, segment not ready, rate limit)."""
+
+
+def _permanent_faults(record: RunRecord, feed: Feed) -> bool:
+    """The partner refused something of this feed for good: a per-item rejection, a 4xx
+    upload refusal other than the transient ones, or a refused refresh token."""
+    try:
+        segment: str | None = record.platform.partner_segment_id(feed.feed_id)
+    except (FeedStateError, LookupError, ValueError):
+        segment = None
+    for entry in record.partner.ledger.entries:
+        if entry.path == "/oauth/token" and entry.status is not None and 400 <= entry.status < 500:
+            return True
+        upload = entry.method == "POST" and entry.path.endswith("/members")
+        if not upload or (segment is not None and entry.segment_id not in (segment, None)):
+            continue
+        if entry.rejected > 0:
+            return True
+        status = entry.status
+        if status is not None and 400 <= status < 500 and status not in _TRANSIENT_STATUSES:
+            return True
+    return False
+
+
+def _flagged_updates(feed: Feed, *, transient_only: bool = False) -> tuple[set[int], int]:
     """Updates whose delivery failed visibly (error answer, batch ERROR / dead-lettered /
-    with errors), and the number of items accounted as error or dead-lettered."""
+    with errors), and the number of items accounted as error or dead-lettered.
+
+    ``transient_only``: the partner met the feed with transient faults alone, so every
+    update is delivered with retries and only a dead-lettered batch (the platform gave up)
+    explains a difference; an error the connector reported there explains nothing.
+    """
+    if transient_only:
+        dead = [b for b in feed.batches if b.outcome == "DEAD_LETTER"]
+        updates = {i.update.index for b in dead for i in b.items if i.update is not None}
+        return updates, sum(len(b.items) for b in dead)
     flagged = {u.index for u in feed.updates if u.outcome not in ("ok", "no_eligible_identifier")}
     accounted = len(flagged)
     for batch in feed.batches:
@@ -1318,7 +1356,8 @@ def _explain(
     for update in feed.settled_updates():
         for identifier in update.user.eligible_partner_identifiers(feed.identifying):
             last[identifier] = update
-    flagged, accounted = _flagged_updates(feed)
+    transient_only = not _permanent_faults(record, feed)
+    flagged, accounted = _flagged_updates(feed, transient_only=transient_only)
     responsible = {last[i].index for i in missing | extra if i in last}
     unaccounted = sorted(
         (i for i in missing | extra if i not in last or last[i].index not in flagged),
@@ -1332,9 +1371,15 @@ def _explain(
         kind, value = unaccounted[0]
         where = "missing" if unaccounted[0] in missing else "unexpected"
         culprit = last.get(unaccounted[0])
+        how = (
+            "the partner's faults were all transient, so only a dead-lettered batch excuses a "
+            "difference, and"
+            if transient_only
+            else ""
+        )
         findings.add(
             record.name,
-            f"{head}; {len(unaccounted)} of them not accounted as error or dead-lettered "
+            f"{head}; {how} {len(unaccounted)} of them not accounted as error or dead-lettered "
             f"(e.g. {where} {kind} {_short(value)}"
             + (f", last sent by update #{culprit.index} {culprit.operation}" if culprit else "")
             + ")",

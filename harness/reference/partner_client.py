@@ -153,6 +153,7 @@ class PartnerClient:
         self.session = session
         self.api_version = api_version.strip("/") or "v1"
         self.max_operations = max(1, min(max_operations, MAX_OPERATIONS_PER_REQUEST))
+        self.max_body_bytes = MAX_BODY_BYTES
         self._http = http
         self._clock = clock
 
@@ -292,7 +293,7 @@ class PartnerClient:
         result = UploadResult(total=len(operations))
         encoded = [json.dumps(op, separators=(",", ":")).encode() for op in operations]
         path = f"/segments/{_seg(segment_id)}/members"
-        for start, stop in _chunks(encoded, self.max_operations):
+        for start, stop in _chunks(encoded, self.max_operations, self.max_body_bytes):
             body = _BODY_HEAD + b",".join(encoded[start:stop]) + _BODY_TAIL
             try:
                 payload = await self._json_call("POST", path, content=body)
@@ -484,15 +485,17 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
-def _chunks(encoded: Sequence[bytes], max_operations: int) -> Iterator[tuple[int, int]]:
-    """``(start, stop)`` ranges of at most ``max_operations`` within ``MAX_BODY_BYTES``."""
+def _chunks(
+    encoded: Sequence[bytes], max_operations: int, max_bytes: int = MAX_BODY_BYTES
+) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` ranges of at most ``max_operations`` within ``max_bytes``."""
     overhead = len(_BODY_HEAD) + len(_BODY_TAIL)
     start = 0
     size = overhead
     for index, item in enumerate(encoded):
         count = index - start
         extra = len(item) + (1 if count else 0)
-        if count and (count >= max_operations or size + extra > MAX_BODY_BYTES):
+        if count and (count >= max_operations or size + extra > max_bytes):
             yield start, index
             start = index
             size = overhead

@@ -95,6 +95,7 @@ __all__ = [
     "NoGroupingKey",
     "NoLoginUrl",
     "NoSplitting",
+    "ObjectsOnlyBatchContent",
     "OkDespiteInvalidConfig",
     "OptionalRouteAnswers500",
     "PartialFailureAllError",
@@ -107,6 +108,7 @@ __all__ = [
     "SkipsAbsentRemovals",
     "SlowFirstBatch",
     "SpareSegment",
+    "SplitsByCountOnly",
     "TouchesForeignAccount",
     "WrongSchemaAnswer",
 ]
@@ -812,7 +814,48 @@ class NoSplitting(ReferenceConnector):
     ) -> PartnerClient:
         client = super().partner_client(config, credentials, refresh_token)
         client.max_operations = sys.maxsize
+        client.max_body_bytes = sys.maxsize
         return client
+
+
+class SplitsByCountOnly(ReferenceConnector):
+    """breaks: BATCH-LIMIT — batches are split at 10,000 operations but never by size, so a
+    batch of users with many identifiers (under 10,000 operations, over 5 MiB) goes out in
+    one request the partner refuses (413). Nothing else: the refused items are reported as
+    error, which a permanent refusal allows (CONVERGENCE).
+    """
+
+    def partner_client(
+        self, config: TechnicalConfig, credentials: PartnerCredentials, refresh_token: str | None
+    ) -> PartnerClient:
+        client = super().partner_client(config, credentials, refresh_token)
+        client.max_body_bytes = sys.maxsize
+        return client
+
+
+class ObjectsOnlyBatchContent(ReferenceConnector):
+    """breaks: CONVERGENCE — ``batch_content`` items that arrive as JSON strings (the SDK
+    passes items as the platform queued them) are refused as invalid and reported as
+    error, although the partner met the feed with no fault at all: those users never
+    reach it.
+
+    also breaks: BATCH-LIMIT (the oversized batches, sent as JSON strings, never reach the
+    partner split: nothing of them is uploaded).
+    """
+
+    async def on_batch_update(
+        self, request: BatchUpdateRequest[Any], ctx: ReferenceContext
+    ) -> BatchUpdateResponse:
+        strings = [item for item in request.batch_content if isinstance(item, str)]
+        if not strings:
+            return await super().on_batch_update(request, ctx)
+        objects = [item for item in request.batch_content if not isinstance(item, str)]
+        answer = await super().on_batch_update(
+            request.model_copy(update={"batch_content": objects}), ctx
+        )
+        return answer.model_copy(
+            update={"sent_items_in_error": answer.sent_items_in_error + len(strings)}
+        )
 
 
 # --------------------------------------------------------------------------- partner faults
