@@ -83,6 +83,7 @@ __all__ = [
     "ForeignStats",
     "ForgetsSegmentId",
     "HangsOnEmptyBody",
+    "IgnoresConfiguredLimit",
     "IgnoresRetryAfter",
     "InventsSuccess",
     "LeaksRefreshToken",
@@ -830,6 +831,21 @@ class SplitsByCountOnly(ReferenceConnector):
     ) -> PartnerClient:
         client = super().partner_client(config, credentials, refresh_token)
         client.max_body_bytes = sys.maxsize
+        return client
+
+
+class IgnoresConfiguredLimit(ReferenceConnector):
+    """breaks: BATCH-LIMIT, only under a scenario whose partner takes fewer operations per
+    request than 10,000 — the connector ignores ``max_operations_per_request`` of its
+    ``technical_config`` and splits at 10,000 whatever the partner says. Under the default
+    partner it passes every clause: the user's ``--scenario`` is what exposes it.
+    """
+
+    def partner_client(
+        self, config: TechnicalConfig, credentials: PartnerCredentials, refresh_token: str | None
+    ) -> PartnerClient:
+        client = super().partner_client(config, credentials, refresh_token)
+        client.max_operations = 10_000
         return client
 
 
