@@ -670,34 +670,65 @@ def check_create_idempotent(evidence: Evidence) -> Verdict:
     runs=("lifecycle",),
 )
 def check_create_persists_id(evidence: Evidence) -> Verdict:
-    """The property written back equals the segment the creation made (and it exists)."""
-    _, note, missing = _note(evidence, "lifecycle", "creation")
-    if missing is not None:
-        return Verdict.failed(f"no creation was recorded: {missing}", run="lifecycle")
-    if not note["ok"]:
-        return Verdict.failed(
-            f"creation failed ({note['summary']}): no partner_segment_id to check",
-            seqs=note["seqs"],
-            run="lifecycle",
-        )
-    value = note["partner_segment_id"]
-    new = _new_segments(note)
-    after = set(note["segments_after"])
-    if not value:
-        return Verdict.failed(
-            "after creation the feed has no partner_segment_id property: expected it written "
-            f"back through the gateway (segment {', '.join(new) or '?'})",
-            seqs=note["seqs"],
-            run="lifecycle",
-        )
-    if value not in after or (new and value not in new):
-        return Verdict.failed(
-            f"partner_segment_id is {value!r}: expected the segment creation made "
-            f"({', '.join(new) or 'none was made'})",
-            seqs=note["seqs"],
-            run="lifecycle",
-        )
-    return Verdict.passed(f"partner_segment_id = {value}", run="lifecycle")
+    """Every creation answered ``ok``, in every run: the feed's ``partner_segment_id`` names
+    the segment that call made (201), the existing one its 409 named, or the segment the
+    property already named; and that segment exists at the partner."""
+    findings = _Findings()
+    checked = 0
+    for record in evidence:
+        segments = set(record.partner.segment_ids())
+        for exchange in _exchanges(record, _PLATFORM, "/v1/external_segment_creation"):
+            if _is_probe(exchange) or (exchange.status, _status(_body(exchange))) != (200, "ok"):
+                continue
+            feed_id = _request_feed_id(exchange)
+            if feed_id is None:
+                continue
+            checked += 1
+            value = record.gateway.property_value(feed_id, "partner_segment_id")
+            made = _segments_named_in(record, exchange)
+            if not value:
+                findings.add(
+                    record.name,
+                    f"feed {feed_id}: creation answered ok but the feed has no "
+                    "partner_segment_id property: expected it written back through the gateway"
+                    + (f" (segment {', '.join(made)})" if made else ""),
+                    [exchange.seq],
+                )
+            elif made and value not in made:
+                findings.add(
+                    record.name,
+                    f"feed {feed_id}: partner_segment_id is {value!r}: expected the segment "
+                    f"creation made or reused ({', '.join(made)})",
+                    [exchange.seq],
+                )
+            elif value not in segments:
+                findings.add(
+                    record.name,
+                    f"feed {feed_id}: partner_segment_id is {value!r}, which the partner does "
+                    "not have",
+                    [exchange.seq],
+                )
+    if checked == 0:
+        return Verdict.skipped("not exercised: no creation answered ok")
+    return findings.verdict(f"{checked} created feeds name their partner segment")
+
+
+def _segments_named_in(record: RunRecord, exchange: Exchange) -> list[str]:
+    """The segments a creation call made (201 ``id``) or was told exist (409 details)."""
+    named: list[str] = []
+    for call in _partner_calls(record, exchange):
+        if call.method != "POST" or _ACCOUNT_SEGMENTS.match(call.path) is None:
+            continue
+        body = _body(call)
+        if call.status == 201 and body is not None and isinstance(body.get("id"), str):
+            named.append(body["id"])
+        elif call.status == 409 and body is not None:
+            error = body.get("error")
+            details = error.get("details") if isinstance(error, dict) else None
+            for detail in details if isinstance(details, list) else ():
+                if isinstance(detail, dict) and isinstance(detail.get("segment_id"), str):
+                    named.append(detail["segment_id"])
+    return named
 
 
 @clause(
