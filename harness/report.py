@@ -488,6 +488,7 @@ table{border-collapse:collapse;margin:.5em 0;max-width:100%}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;font-size:13px}
 td{overflow-wrap:anywhere} th{background:#f3f3f3;overflow-wrap:break-word}
 table.data td,table.data th{font-size:12px}
+table.clauses td:nth-child(-n+2){white-space:nowrap}
 .passed{color:#17702a}.failed{color:#b3261e;font-weight:600}.skipped{color:#777}
 .warned{color:#9a6100;font-weight:600}
 pre{background:#f6f6f6;padding:.6em;white-space:pre-wrap;overflow-wrap:anywhere;margin:.3em 0}
