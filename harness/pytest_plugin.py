@@ -70,7 +70,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--feed-scenario", metavar="FILE", help="partner scenario file or preset name")
     group.addoption(
-        "--feed-clauses", metavar="IDS", help="comma-separated clause ids or patterns (BATCH-*)"
+        "--feed-clauses",
+        metavar="IDS",
+        help="comma-separated clause ids or patterns (BATCH-*); none: no clause item (the "
+        "fixtures still drive the connector)",
     )
     group.addoption("--feed-seed", type=int, default=None, metavar="N", help="seed (default 0)")
     group.addoption(
