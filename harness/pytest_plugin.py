@@ -239,6 +239,9 @@ class ClauseItem(pytest.Item):
             pytest.skip(result.message or "skipped")
         if result.outcome == "failed":
             raise ClauseFailedError(result)
+        if result.outcome == "warned":  # a warning clause that failed: passes, said loudly
+            self.user_properties.append(("outcome", "warned"))
+            warnings.warn(FeedHarnessWarning(f"{result.id} warned: {result.message}"), stacklevel=1)
 
     def repr_failure(
         self,

@@ -222,6 +222,21 @@ def test_without_a_connector_the_platform_fixture_says_it_drives_the_reference_o
     )
 
 
+def test_a_warned_clause_passes_with_a_warning(
+    pytester: pytest.Pytester, stub: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.report import ClauseResult, Report
+
+    def warned(*args: Any, **kwargs: Any) -> Report:
+        result = ClauseResult("T-PASS", "s", "warned", message="the retry came late")
+        return Report("c", 0, results=[result])
+
+    monkeypatch.setattr(harness.verify, "verify", warned)
+    result = pytester.runpytest("--feed-connector", REFERENCE, "--feed-clauses", "T-PASS")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*FeedHarnessWarning: T-PASS warned: the retry came late*"])
+
+
 def test_fixtures_and_the_scenario_marker(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_fixtures="""
