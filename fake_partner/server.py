@@ -12,14 +12,15 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from fake_partner.app import TRANSPORT_KEY
@@ -96,15 +97,64 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+RequestLog = Callable[[str], None]
+"""Receives one line per HTTP request: ``METHOD /path -> status (N ms)``."""
+
+CLOCK_NOTE = (
+    "the partner's clock is virtual: nothing waits by itself, so a new segment stays "
+    "SEGMENT_NOT_READY until POST /_admin/clock/advance (admin token) moves it, e.g.\n"
+    "  curl -X POST -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' "
+    "-d '{{\"seconds\": 60}}' {base_url}/_admin/clock/advance"
+)
+"""What the serve commands say about the clock (``format(token=..., base_url=...)``), as
+comment lines by :func:`clock_note`."""
+
+
+def clock_note(token: str, base_url: str) -> list[str]:
+    """The clock note as ``# ...`` lines."""
+    return ["# " + line for line in CLOCK_NOTE.format(token=token, base_url=base_url).splitlines()]
+
+
+def logged(app: ASGIApp, log: RequestLog) -> ASGIApp:
+    """``app`` with one :data:`RequestLog` line per HTTP request (path only: a query may
+    carry a code or a token)."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status: list[int] = []
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+            await send(message)
+
+        try:
+            await app(scope, receive, capture)
+        finally:
+            took = (time.perf_counter() - started) * 1000
+            answer = str(status[0]) if status else "no answer"
+            log(f"{scope['method']} {scope['path']} -> {answer} ({took:.0f} ms)")
+
+    return wrapped
+
+
 @contextmanager
 def serve_asgi(
-    app: ASGIApp, sock: socket.socket, *, http: type[asyncio.Protocol] | str = "auto"
+    app: ASGIApp,
+    sock: socket.socket,
+    *,
+    http: type[asyncio.Protocol] | str = "auto",
+    log: RequestLog | None = None,
 ) -> Iterator[None]:
     """Serve ``app`` with uvicorn on the bound ``sock`` in a background thread, until the
-    block ends; returns once it listens (signalled, not polled). Closes ``sock`` after."""
+    block ends; returns once it listens (signalled, not polled). Closes ``sock`` after.
+    With ``log``, each request is logged there."""
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(
-        app,
+        logged(app, log) if log is not None else app,
         http=http,
         ws="none",
         lifespan="off",
@@ -147,15 +197,21 @@ def serve_asgi(
 
 
 @contextmanager
-def serve(partner: Partner, host: str = "127.0.0.1", port: int = 0) -> Iterator[ServedPartner]:
-    """Serve ``partner`` on ``host:port`` (0: a free port) for the duration of the block."""
+def serve(
+    partner: Partner, host: str = "127.0.0.1", port: int = 0, *, log: RequestLog | None = None
+) -> Iterator[ServedPartner]:
+    """Serve ``partner`` on ``host:port`` (0: a free port) for the duration of the block
+    (each request logged to ``log`` when given)."""
     sock = listen(host, port)
     served = ServedPartner(partner, host, sock.getsockname()[1])
-    with serve_asgi(partner.asgi_app(served.base_url), sock, http=_DroppableH11Protocol):
+    app = partner.asgi_app(served.base_url)
+    with serve_asgi(app, sock, http=_DroppableH11Protocol, log=log):
         yield served
 
 
-def serve_from_command_line(port: int, scenario: str | None, host: str = "127.0.0.1") -> int:
+def serve_from_command_line(
+    port: int, scenario: str | None, host: str = "127.0.0.1", *, log: RequestLog | None = None
+) -> int:
     """Serve until interrupted, printing base_url, client_id/secret, refresh and admin tokens.
 
     The secrets are printed on purpose: the user asked for them to point a connector by
@@ -169,7 +225,7 @@ def serve_from_command_line(port: int, scenario: str | None, host: str = "127.0.
     stop = threading.Event()
     previous = on_stop_signals(stop)
     try:
-        with serve(partner, host, port) as served:
+        with serve(partner, host, port, log=log) as served:
             lines = [f"base_url: {served.base_url}"]
             try:
                 credentials = partner.credentials
@@ -181,6 +237,10 @@ def serve_from_command_line(port: int, scenario: str | None, host: str = "127.0.
             except PartnerUsageError:
                 lines += ["client_id: (none)", "client_secret: (none)", "refresh_token: (none)"]
             lines.append(f"admin_token: {partner.admin_token}")
+            lines.append(
+                "# " + CLOCK_NOTE.format(token=partner.admin_token, base_url=served.base_url)
+            )
+            lines.append("# Ctrl-C to stop" + ("; one line per request follows" if log else ""))
             print("\n".join(lines), flush=True)
             stop.wait()
     except OSError as error:

@@ -13,7 +13,8 @@ import shlex
 import shutil
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -71,7 +72,13 @@ def _verify(args: argparse.Namespace) -> int:
     from fake_partner import ScenarioError
     from harness.clauses.registry import UnknownClauseError
     from harness.drivers import ConnectorLoadError, ConnectorStartError
-    from harness.report import format_table, write_html, write_json, write_junit_xml
+    from harness.report import (
+        format_exchanges,
+        format_table,
+        write_html,
+        write_json,
+        write_junit_xml,
+    )
     from harness.verify import (
         ConnectorUnreachableError,
         VerifyUsageError,
@@ -93,6 +100,8 @@ def _verify(args: argparse.Namespace) -> int:
             return _usage(f"{option} {path}: directory {str(Path(path).parent)!r} does not exist")
     clauses = [c for c in (args.clauses or "").split(",") if c.strip()] or None
     _quiet_in_process_connector_logs()
+    if args.connector:
+        importable_cwd()
     try:
         target = make_target(
             args.connector, cmd=args.cmd, url=args.url, gateway_port=args.gateway_port
@@ -121,14 +130,48 @@ def _verify(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("feed-harness verify: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    width = shutil.get_terminal_size((100, 24)).columns
-    print(format_table(report, width=max(60, width)))
+    out = OutputStyle.of(sys.stdout)
+    print(format_table(report, width=out.width, full=not out.tty, color=out.color))
+    if args.verbose:
+        shown = format_exchanges(report)
+        if shown:
+            print(f"\nfailing exchanges (redacted):\n{shown}")
     for option, path, writer in outputs:
         try:
             writer(report, path)
         except OSError as exc:
             return _usage(f"{option} {path}: cannot write it: {exc.strerror}")
+        print(f"wrote {option} {Path(path).resolve()}")
     return EXIT_FAILED if report.failed or (args.strict and report.warned) else EXIT_OK
+
+
+class OutputStyle:
+    """How to print to a stream: full wrapped messages and no colour unless it is a terminal
+    (colour also never with ``$NO_COLOR`` or ``TERM=dumb``)."""
+
+    def __init__(self, tty: bool, color: bool, width: int) -> None:
+        self.tty = tty
+        self.color = color
+        self.width = width
+
+    @classmethod
+    def of(cls, stream: TextIO, env: Mapping[str, str] | None = None) -> OutputStyle:
+        env = os.environ if env is None else env
+        try:
+            tty = stream.isatty()
+        except (AttributeError, ValueError):
+            tty = False
+        color = tty and not env.get("NO_COLOR") and env.get("TERM") != "dumb"
+        width = shutil.get_terminal_size((100, 24)).columns
+        return cls(tty, color, max(60, width))
+
+
+def importable_cwd() -> None:
+    """Put the current directory first on ``sys.path`` (as ``python -m`` does), so
+    ``--connector myconn:MyConnector`` works from the folder holding ``myconn/``."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 def _quiet_in_process_connector_logs() -> None:
@@ -141,7 +184,15 @@ def _quiet_in_process_connector_logs() -> None:
         root.addHandler(logging.NullHandler())
 
 
+_PARSERS: dict[str, argparse.ArgumentParser] = {}
+"""Each sub-command's parser (filled by ``build_parser``), for its usage line."""
+
+
 def _usage(message: str, command: str = "verify") -> int:
+    """A usage error: the sub-command's usage line, then the reason; exit code 2."""
+    parser = _PARSERS.get(command)
+    if parser is not None:
+        parser.print_usage(sys.stderr)
     print(f"feed-harness {command}: {message}", file=sys.stderr)
     return EXIT_USAGE
 
@@ -184,14 +235,50 @@ def _serve_connector(args: argparse.Namespace) -> int:
             "through `feed-harness verify --cmd`, which sets them)",
             "serve-connector",
         )
+    importable_cwd()
     try:
         app = load_connector(args.connector, settings)
     except ConnectorLoadError as exc:
         return _usage(str(exc), "serve-connector")
-    import uvicorn
+    from fake_partner.server import listen, on_stop_signals, restore_signals, serve_asgi
 
-    uvicorn.run(app, host=args.host, port=settings.port, log_level="warning", access_log=False)
+    try:
+        sock = listen(args.host, settings.port)
+    except OSError as exc:
+        return _usage(
+            f"cannot listen on {args.host}:{settings.port} (PLUGIN_PORT): {exc.strerror}; "
+            "choose another PLUGIN_PORT",
+            "serve-connector",
+        )
+    stop = threading.Event()
+    previous = on_stop_signals(stop)
+    try:
+        with serve_asgi(app, sock, log=None if args.quiet else request_log("connector")):
+            host = f"[{args.host}]" if ":" in args.host else args.host
+            print(
+                f"serving {args.connector} on http://{host}:{settings.port} "
+                f"(gateway {settings.gateway_url}); Ctrl-C to stop",
+                flush=True,
+            )
+            stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        restore_signals(previous)
     return EXIT_OK
+
+
+def request_log(name: str, stream: TextIO | None = None) -> Callable[[str], None]:
+    """A request logger for the serve commands: ``HH:MM:SS name METHOD /path -> status``."""
+    lock = threading.Lock()
+
+    def log(line: str) -> None:
+        target = stream if stream is not None else sys.stderr
+        with lock:
+            target.write(f"{time.strftime('%H:%M:%S')} {name} {line}\n")
+            target.flush()
+
+    return log
 
 
 # --------------------------------------------------------------------------- serve
@@ -199,9 +286,10 @@ def _serve_connector(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from fake_partner import Partner, ScenarioError, load_scenario, serve
-    from fake_partner.server import on_stop_signals, restore_signals
+    from fake_partner.server import clock_note, on_stop_signals, restore_signals
     from harness.drivers import free_port
     from harness.gateway import Gateway, GatewaySetupError, ServeError, serve_gateway
+    from harness.gateway.core import JOURNAL_PATH
 
     try:
         partner = Partner(load_scenario(args.scenario))
@@ -218,9 +306,13 @@ def _serve(args: argparse.Namespace) -> int:
     previous = on_stop_signals(stop)
     try:
         with (
-            serve(partner) as served_partner,
+            serve(partner, log=_log_unless(args.quiet, "partner")) as served_partner,
             # the port is bound again by `verify --url` later: keep it out of the ephemeral range
-            serve_gateway(gateway, port=args.gateway_port or free_port()) as served_gateway,
+            serve_gateway(
+                gateway,
+                port=args.gateway_port or free_port(),
+                log=_log_unless(args.quiet, "gateway"),
+            ) as served_gateway,
         ):
             account = _configure_gateway(gateway, partner, served_partner.base_url)
             variables = {
@@ -232,10 +324,13 @@ def _serve(args: argparse.Namespace) -> int:
                 f"# partner: {served_partner.base_url} (admin token {partner.admin_token})",
                 f"# gateway: {served_gateway.base_url}; feed {DEMO_FEED_ID} (segment "
                 f"{DEMO_SEGMENT_ID}, partner_account_id {account}) is registered",
+                f"# gateway journal: GET {served_gateway.base_url}{JOURNAL_PATH} (basic auth "
+                "$PLUGIN_WORKER_ID:$PLUGIN_AUTHENTICATION_TOKEN) lists every call it answered",
+                *clock_note(partner.admin_token, served_partner.base_url),
                 "# verify the plugin afterwards (stop this first: verify serves its own gateway):",
                 f"#   feed-harness verify --url http://127.0.0.1:{plugin_port} "
                 f"--gateway-port {served_gateway.port}",
-                "# Ctrl-C to stop",
+                "# Ctrl-C to stop" + ("" if args.quiet else "; one line per request follows"),
             ]
             print("\n".join(lines), flush=True)
             stop.wait()
@@ -283,7 +378,13 @@ def _configure_gateway(gateway: Gateway, partner: Partner, partner_url: str) -> 
 def _serve_partner(args: argparse.Namespace) -> int:
     from fake_partner.server import serve_from_command_line
 
-    return serve_from_command_line(args.port, args.scenario, args.host)
+    return serve_from_command_line(
+        args.port, args.scenario, args.host, log=_log_unless(args.quiet, "partner")
+    )
+
+
+def _log_unless(quiet: bool, name: str) -> Callable[[str], None] | None:
+    return None if quiet else request_log(name)
 
 
 def _contract(args: argparse.Namespace) -> int:
@@ -335,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     partner.add_argument(
         "--scenario", metavar="FILE", default=None, help="scenario .toml/.json file or preset name"
     )
+    _add_quiet(partner)
     partner.set_defaults(run=_serve_partner)
     contract = sub.add_parser(
         "contract",
@@ -343,7 +445,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     contract.add_argument("--output", "-o", metavar="FILE", help="write it to FILE instead")
     contract.set_defaults(run=_contract)
+    _PARSERS.clear()
+    _PARSERS.update(sub.choices)
     return parser
+
+
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no log line per request (stderr)"
+    )
+
+
+def connector_spec(text: str) -> str:
+    """An argparse type: ``MODULE:ATTR`` (a usage error, exit 2, otherwise)."""
+    module, sep, attr = text.partition(":")
+    names = [*module.split("."), *attr.split(".")]
+    if not sep or not all(name.isidentifier() for name in names):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not MODULE:ATTR; write it like myconn:MyConnector (run from the "
+            "folder holding myconn/) or harness.reference:ReferenceConnector"
+        )
+    return text
 
 
 def _add_verify(sub: Any) -> None:
@@ -356,7 +478,12 @@ def _add_verify(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     which = verify.add_mutually_exclusive_group()
-    which.add_argument("--connector", metavar="MODULE:ATTR", help="a Python connector, in-process")
+    which.add_argument(
+        "--connector",
+        type=connector_spec,
+        metavar="MODULE:ATTR",
+        help="a Python connector, in-process (the current directory is importable)",
+    )
     which.add_argument("--cmd", metavar="COMMAND", help="a command that serves the connector")
     which.add_argument("--url", metavar="URL", help="a running connector (needs --gateway-port)")
     verify.add_argument(
@@ -390,6 +517,12 @@ def _add_verify(sub: Any) -> None:
     verify.add_argument("--junit-xml", metavar="PATH", help="write JUnit XML, one case per clause")
     verify.add_argument("--json", metavar="PATH", help="write the verdict as JSON")
     verify.add_argument("--report", metavar="PATH", help="write a self-contained HTML report")
+    verify.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print the exchanges of each failed clause (redacted, bodies cut)",
+    )
     verify.set_defaults(run=_verify)
 
 
@@ -406,12 +539,14 @@ def _add_serve_connector(sub: Any) -> None:
         "connector",
         nargs="?",
         default=DEFAULT_CONNECTOR,
+        type=connector_spec,
         metavar="MODULE:ATTR",
         help=f"the connector (default {DEFAULT_CONNECTOR})",
     )
     serve_connector.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"
     )
+    _add_quiet(serve_connector)
     serve_connector.set_defaults(run=_serve_connector)
 
 
@@ -437,13 +572,17 @@ def _add_serve(sub: Any) -> None:
         metavar="N",
         help="the PLUGIN_PORT to print (0: a free one)",
     )
+    _add_quiet(serve)
     serve.set_defaults(run=_serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # argparse would print the top-level usage: give the sub-command's
+        own = _PARSERS.get(str(getattr(args, "command", None) or ""), parser)
+        own.error(f"unrecognized arguments: {' '.join(extras)}")
     run: Command | None = getattr(args, "run", None)
     if run is None:
         parser.print_help(sys.stderr)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from harness.clauses.evidence import Evidence, RunRecord, not_implemented
 from harness.clauses.registry import Clause, Verdict, select_clauses
 from harness.errors import ConnectorUnreachableError, VerifyUsageError
-from harness.excerpts import feed_accounting, ledger_window, trace_excerpt
+from harness.excerpts import feed_accounting, ledger_window, run_seconds, trace_excerpt
 from harness.profiles import DEFAULT_PROFILE, check_profile, use_profile
 from harness.report import ClauseResult, Report
 from harness.targets import Target, UrlTarget
@@ -227,7 +227,9 @@ def _judge(
             result.trace = [entry for entry, _ in excerpt]
             result.accounting = feed_accounting(record)
             result.ledger = ledger_window(record, [ex for _, ex in excerpt])
-    result.seconds = time.perf_counter() - started
+    # a case's time: judging it plus the runs it read (shared runs count for each clause)
+    ran = sum(run_seconds(evidence.runs[n]) for n in clause.runs if n in evidence.runs)
+    result.seconds = time.perf_counter() - started + ran
     return result
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "MAX_TRACE_ENTRIES",
     "feed_accounting",
     "ledger_window",
+    "run_seconds",
     "trace_excerpt",
 ]
 
@@ -26,24 +27,56 @@ _MAX_BODY = 2000
 def trace_excerpt(
     record: RunRecord, seqs: Sequence[int], limit: int = MAX_TRACE_ENTRIES
 ) -> list[tuple[dict[str, Any], Exchange]]:
-    """The exchanges a verdict names with those nested in them, as report dicts (≤ limit).
+    """The exchanges a verdict names, in their whole platform call, as report dicts (≤ limit).
 
-    The named exchanges are kept first; nested ones fill the rest, in ``seq`` order.
+    A named gateway or partner call brings the platform call it happened in; every named
+    or brought platform call brings the gateway and partner calls nested in it. The named
+    exchanges are kept first (marked ``named``), then the platform calls around them, then
+    the nested ones, in ``seq`` order.
     """
     trace = record.trace
-    by_seq = {ex.seq: ex for ex in trace}
+    every = list(trace)
+    by_seq = {ex.seq: ex for ex in every}
     named = [by_seq[s] for s in sorted(set(seqs)) if s in by_seq]
     named_ids = {ex.seq for ex in named}
-    nested: dict[int, Exchange] = {}
+    around: dict[int, Exchange] = {}
     for ex in named:
+        if ex.leg == "platform->connector":
+            continue
+        for outer in every:
+            if outer.leg == "platform->connector" and _encloses(outer, ex):
+                around.setdefault(outer.seq, outer)
+    calls = [*named, *(ex for s, ex in sorted(around.items()) if s not in named_ids)]
+    kept_ids = {ex.seq for ex in calls}
+    nested: dict[int, Exchange] = {}
+    for ex in calls:
         for child in trace.children(ex):
-            if child.seq not in named_ids:
+            if child.seq not in kept_ids:
                 nested.setdefault(child.seq, child)
-    room = max(0, limit - len(named))
-    kept = named[:limit] + sorted(nested.values(), key=lambda e: e.seq)[:room]
+    kept = calls[:limit]
+    kept += sorted(nested.values(), key=lambda e: e.seq)[: max(0, limit - len(kept))]
     kept.sort(key=lambda e: e.seq)
     redactor = trace.redactor
-    return [(redactor.value(_entry(ex)), ex) for ex in kept]
+    entries = []
+    for ex in kept:
+        entry = redactor.value(_entry(ex))
+        entry["named"] = ex.seq in named_ids
+        entries.append((entry, ex))
+    return entries
+
+
+def _encloses(outer: Exchange, inner: Exchange) -> bool:
+    end = outer.end_seq if outer.end_seq is not None else float("inf")
+    return outer.seq < inner.seq < end
+
+
+def run_seconds(record: RunRecord) -> float:
+    """The real time a run's exchanges spanned (first start to last end), in seconds."""
+    exchanges: list[Exchange] = list(record.trace)
+    spans = [(ex.real_start, ex.real_start + (ex.real_seconds or 0.0)) for ex in exchanges]
+    if not spans:
+        return 0.0
+    return max(end for _, end in spans) - min(start for start, _ in spans)
 
 
 def _entry(ex: Exchange) -> dict[str, Any]:
@@ -94,8 +127,9 @@ def ledger_window(
     run's last entries.
     """
     ledger = record.partner.ledger
+    redact = record.trace.redactor.value
     if not exchanges:
-        return [entry.to_json(operations=False) for entry in list(ledger.entries)[-limit:]]
+        return [redact(entry.to_json(operations=False)) for entry in list(ledger.entries)[-limit:]]
     start = min(ex.virtual_start for ex in exchanges)
     end = max(
         ex.virtual_end if ex.virtual_end is not None else ex.virtual_start for ex in exchanges
@@ -111,4 +145,4 @@ def ledger_window(
             return True
         return unanswered and entry.dropped and start <= entry.time <= end
 
-    return [entry.to_json(operations=False) for entry in ledger.where(wanted)[:limit]]
+    return [redact(entry.to_json(operations=False)) for entry in ledger.where(wanted)[:limit]]

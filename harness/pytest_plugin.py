@@ -1,13 +1,18 @@
 """The pytest face of feed-harness (entry point ``pytest11``).
 
 It stays out of the way of projects that use pytest without it: until one of
-``--feed-connector``, ``--feed-cmd`` or ``--feed-url`` is given it only registers its
-options, markers and fixtures (harness internals are imported inside hooks and fixtures).
-With one, the session gains one test item per conformance clause, named by clause id.
+``--feed-connector``, ``--feed-cmd`` or ``--feed-url`` is given (on the command line or as
+``feed_connector`` / ``feed_cmd`` / ``feed_url`` in the pytest configuration) it only
+registers its options, markers and fixtures (harness internals are imported inside hooks
+and fixtures). With one, the session gains one test item per conformance clause, named by
+clause id (``--feed-clauses none``: no clause item, the fixtures still drive that
+connector). Every ``--feed-*`` option has an ini twin (``feed_seed = 3``); the command
+line wins.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +28,22 @@ if TYPE_CHECKING:
 
 SUITE_NAME = "feed-harness-conformance"
 _TARGET_OPTIONS = ("feed_connector", "feed_cmd", "feed_url")
+_INI = {
+    "feed_connector": "Python connector MODULE:ATTR to verify in-process (as --feed-connector)",
+    "feed_cmd": "command that serves the connector (as --feed-cmd)",
+    "feed_url": "URL of a running connector (as --feed-url)",
+    "feed_gateway_port": "with feed_url: the port the connector's GATEWAY_PORT names",
+    "feed_scenario": "partner scenario file or preset name (as --feed-scenario)",
+    "feed_clauses": "clause ids or patterns, comma-separated; 'none': no clause item",
+    "feed_seed": "seed of users and choices (default 0)",
+    "feed_profile": "fast, ci or thorough (default fast)",
+}
+NO_CLAUSES = "none"
+"""``--feed-clauses none``: select a connector for the fixtures without the clause items."""
+
+
+class FeedHarnessWarning(UserWarning):
+    """Something about which connector the feed-harness fixtures drive."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,15 +70,46 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--feed-scenario", metavar="FILE", help="partner scenario file or preset name")
     group.addoption(
-        "--feed-clauses", metavar="IDS", help="comma-separated clause ids or patterns (BATCH-*)"
+        "--feed-clauses",
+        metavar="IDS",
+        help="comma-separated clause ids or patterns (BATCH-*); none: no clause item (the "
+        "fixtures still drive the connector)",
     )
-    group.addoption("--feed-seed", type=int, default=0, metavar="N", help="seed (default 0)")
+    group.addoption("--feed-seed", type=int, default=None, metavar="N", help="seed (default 0)")
     group.addoption(
         "--feed-profile",
         choices=("fast", "ci", "thorough"),
-        default="fast",
+        default=None,
         help="how hard hypothesis-based clauses search (default fast)",
     )
+    for name, text in _INI.items():
+        parser.addini(name, text, default=None)
+
+
+def feed_option(config: pytest.Config, name: str) -> Any:
+    """A ``--feed-*`` option: the command line's value, else the ini's, else the default."""
+    value = config.getoption(name)
+    if value is None:
+        raw = config.getini(name)
+        value = raw.strip() if isinstance(raw, str) and raw.strip() else None
+        if value is not None and name in ("feed_seed", "feed_gateway_port"):
+            try:
+                value = int(value)
+            except ValueError:
+                raise pytest.UsageError(
+                    f"{name} = {value!r} in the pytest configuration is not an integer"
+                ) from None
+        if value is not None and name == "feed_profile" and value not in ("fast", "ci", "thorough"):
+            raise pytest.UsageError(
+                f"feed_profile = {value!r} in the pytest configuration: use fast, ci or thorough"
+            )
+    if value is None:
+        value = {"feed_seed": 0, "feed_profile": "fast"}.get(name)
+    return value
+
+
+def _configured(config: pytest.Config) -> bool:
+    return any(feed_option(config, name) for name in _TARGET_OPTIONS)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -70,7 +122,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "feed_clause(id): a feed-harness conformance clause (set by the plugin)"
     )
-    if any(config.getoption(name) for name in _TARGET_OPTIONS):
+    if _configured(config):
         config.pluginmanager.register(ConformanceSession(config), "feed-harness-conformance")
 
 
@@ -84,8 +136,13 @@ class ConformanceSession:
         self.error: str | None = None
 
     def pytest_report_header(self, config: pytest.Config) -> str:
-        seed, profile = config.getoption("feed_seed"), config.getoption("feed_profile")
-        return f"feed-harness: verifying {self.target.label} (seed {seed}, profile {profile})"
+        seed, profile = feed_option(config, "feed_seed"), feed_option(config, "feed_profile")
+        if _no_clauses(feed_option(config, "feed_clauses")):
+            return f"feed-harness: the fixtures drive {self.target.label} (no clause item)"
+        return (
+            f"feed-harness: verifying {self.target.label} (seed {seed}, profile {profile}); "
+            "the fixtures drive it too"
+        )
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(
@@ -94,9 +151,12 @@ class ConformanceSession:
         from fake_partner import ScenarioError
         from harness.clauses.registry import UnknownClauseError, select_clauses
 
+        wanted = feed_option(config, "feed_clauses")
+        if _no_clauses(wanted):
+            return
         try:
-            chosen = select_clauses(_split(config.getoption("feed_clauses")))
-            _load_scenario(config.getoption("feed_scenario"))
+            chosen = select_clauses(_split(wanted))
+            _load_scenario(feed_option(config, "feed_scenario"))
         except UnknownClauseError as exc:
             raise pytest.UsageError(_as_option(str(exc))) from None
         except ScenarioError as exc:
@@ -134,9 +194,9 @@ class ConformanceSession:
             self.report = verify(
                 self.target,
                 clauses=ids,
-                seed=config.getoption("feed_seed"),
-                scenario=config.getoption("feed_scenario"),
-                profile=config.getoption("feed_profile"),
+                seed=feed_option(config, "feed_seed"),
+                scenario=feed_option(config, "feed_scenario"),
+                profile=feed_option(config, "feed_profile"),
             )
         except (ConnectorStartError, ConnectorLoadError, ConnectorUnreachableError) as exc:
             self.error = f"the connector could not be started or reached: {exc}"
@@ -179,6 +239,9 @@ class ClauseItem(pytest.Item):
             pytest.skip(result.message or "skipped")
         if result.outcome == "failed":
             raise ClauseFailedError(result)
+        if result.outcome == "warned":  # a warning clause that failed: passes, said loudly
+            self.user_properties.append(("outcome", "warned"))
+            warnings.warn(FeedHarnessWarning(f"{result.id} warned: {result.message}"), stacklevel=1)
 
     def repr_failure(
         self,
@@ -199,18 +262,40 @@ class ClauseItem(pytest.Item):
 
 
 def _target(config: pytest.Config) -> Target:
-    """The connector the ``--feed-*`` options name (default: the reference connector)."""
+    """The connector the ``--feed-*`` options (or their ini twins) name (default: the
+    reference connector). An in-process connector that cannot be imported is one usage
+    error here, not one failure per clause."""
     from harness.verify import VerifyUsageError, make_target
 
+    connector = feed_option(config, "feed_connector")
+    if connector:
+        _check_importable(connector)
     try:
         return make_target(
-            config.getoption("feed_connector"),
-            cmd=config.getoption("feed_cmd"),
-            url=config.getoption("feed_url"),
-            gateway_port=config.getoption("feed_gateway_port"),
+            connector,
+            cmd=feed_option(config, "feed_cmd"),
+            url=feed_option(config, "feed_url"),
+            gateway_port=feed_option(config, "feed_gateway_port"),
         )
     except VerifyUsageError as exc:
         raise pytest.UsageError(_as_option(str(exc))) from None
+
+
+def _check_importable(spec: str) -> None:
+    """Import ``MODULE:ATTR`` (the current directory importable, as ``python -m`` makes it)."""
+    from harness.cli import importable_cwd
+    from harness.drivers import ConnectorLoadError
+    from harness.drivers import _import as import_connector
+
+    importable_cwd()
+    try:
+        import_connector(spec)
+    except ConnectorLoadError as exc:
+        raise pytest.UsageError(f"--feed-connector / feed_connector: {exc}") from None
+
+
+def _no_clauses(text: str | None) -> bool:
+    return (text or "").strip().lower() == NO_CLAUSES
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -245,7 +330,7 @@ def _scenario_for(request: pytest.FixtureRequest) -> Any:
     """The marker's scenario (files relative to the test file) or ``--feed-scenario``."""
     marker = request.node.get_closest_marker("feed_scenario")
     if marker is None:
-        return _load_scenario(request.config.getoption("feed_scenario"))
+        return _load_scenario(feed_option(request.config, "feed_scenario"))
     if not marker.args or not isinstance(marker.args[0], str | Path):
         raise pytest.UsageError(
             f"{request.node.nodeid}: @pytest.mark.feed_scenario needs a preset name or a file, "
@@ -276,9 +361,21 @@ def feed_gateway() -> Gateway:
 
 @pytest.fixture
 def feed_platform(request: pytest.FixtureRequest) -> Iterator[Platform]:
-    """A started platform bound to the ``--feed-*`` connector (default: the reference one)."""
+    """A started platform bound to the configured connector (``--feed-connector`` /
+    ``feed_connector`` ...); without one, the built-in reference connector, with a
+    :class:`FeedHarnessWarning` saying so. The test's ``feed_connector`` property names it."""
     from harness.platform import Platform
 
     target = _target(request.config)
+    if not _configured(request.config):
+        warnings.warn(
+            FeedHarnessWarning(
+                "feed_platform drives the built-in reference connector: no connector is "
+                "configured (give --feed-connector / --feed-cmd / --feed-url, or feed_connector "
+                "= MODULE:ATTR in pytest.ini / [tool.pytest.ini_options])"
+            ),
+            stacklevel=1,
+        )
+    request.node.user_properties.append(("feed_connector", target.label))
     with Platform(**target.platform_kwargs(), scenario=_scenario_for(request)) as platform:
         yield platform

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -17,12 +18,21 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from test_verify import install_stub_registry
 
-from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, _progress_line, main
+from harness.cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    OutputStyle,
+    _progress_line,
+    main,
+)
 
 PYTHON = sys.executable
 
@@ -92,9 +102,14 @@ def test_verify_passes_writes_every_output_and_shows_progress(
     assert code == EXIT_OK
     assert "T-PASS" in out
     assert "2 passed, 0 failed, 0 skipped" in out
-    assert err.splitlines() == ["run 1/1: life", "checking 2 clause(s)"]
+    assert err.splitlines() == [
+        "run 1/3: life",
+        "run 2/3: probe",
+        "run 3/3: broken",
+        "checking 2 clause(s)",
+    ]
     document = json.loads(data.read_text())
-    assert document["summary"] == {"passed": 2, "failed": 0, "skipped": 0}
+    assert document["summary"] == {"passed": 2, "failed": 0, "skipped": 0, "warned": 0}
     assert [c["id"] for c in document["clauses"]] == ["T-PASS", "T-NO-RUN"]
     assert (document["connector"], document["seed"], document["profile"]) == (
         "reference connector",
@@ -104,6 +119,11 @@ def test_verify_passes_writes_every_output_and_shows_progress(
     cases = ET.parse(junit).getroot().findall("testcase")
     assert [c.get("name") for c in cases] == ["T-PASS", "T-NO-RUN"]
     assert "<!doctype html>" in report.read_text()
+    assert out.splitlines()[-3:] == [
+        f"wrote --junit-xml {junit}",
+        f"wrote --json {data}",
+        f"wrote --report {report}",
+    ]
 
 
 def test_a_failed_clause_exits_1_with_the_reproduce_command(
@@ -161,6 +181,107 @@ def test_argparse_refuses_two_connectors_and_unknown_profiles() -> None:
         assert exited.value.code == EXIT_USAGE
 
 
+@pytest.mark.parametrize("spec", ["nocolon", "a:", ":b", "my-conn:X", "a:b c"])
+def test_a_malformed_connector_is_a_usage_error_with_the_verify_usage(
+    stub: list[str], capsys: pytest.CaptureFixture[str], spec: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["verify", "--connector", spec])
+    assert exited.value.code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("usage: feed-harness verify ")
+    assert f"{spec!r} is not MODULE:ATTR" in err
+    assert stub == []
+
+
+@pytest.mark.parametrize("command", ["verify", "serve", "serve-partner", "contract"])
+def test_an_unknown_option_shows_the_sub_command_usage(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--bogus"])
+    assert exited.value.code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: feed-harness {command} ")
+    assert err.rstrip().endswith("error: unrecognized arguments: --bogus")
+
+
+def test_a_usage_error_found_later_also_shows_the_sub_command_usage(
+    stub: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["verify", "--clauses", "NOPE"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("usage: feed-harness verify ")
+    assert "feed-harness verify: --clauses: 'NOPE' matches no clause" in err
+
+
+def test_a_connector_beside_the_current_directory_is_importable(
+    stub: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    package = tmp_path / "myconn_cwd"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from harness.reference import ReferenceConnector as MyConnector\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert main(["verify", "--connector", "myconn_cwd:MyConnector", "--clauses", "T-PASS"]) == 0
+    assert "1 passed" in capsys.readouterr().out
+    assert sys.path[0] == str(tmp_path)
+
+
+def test_verbose_prints_the_failing_exchanges_redacted(
+    stub: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["verify", "--clauses", "T-FAIL,T-PASS"]) == EXIT_FAILED
+    assert "failing exchanges" not in capsys.readouterr().out
+    assert main(["verify", "--clauses", "T-FAIL,T-PASS", "-v"]) == EXIT_FAILED
+    out = capsys.readouterr().out
+    shown = out[out.index("failing exchanges (redacted):") :]
+    assert "T-FAIL (run life):" in shown
+    assert "▶ #" in shown  # the named creation call, its nested calls under it
+    assert "POST /v1/external_segment_creation → 200" in shown
+    assert "POST /oauth/token" in shown
+    assert '"access_token": "***"' in shown
+    assert re.search(r'"(access_token|refresh_token|client_secret)": "(?!\*\*\*)', shown) is None
+    assert "refresh_token=***" in shown
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_output_style_colours_only_a_terminal_without_no_color() -> None:
+    assert (OutputStyle.of(io.StringIO(), {}).tty, OutputStyle.of(io.StringIO(), {}).color) == (
+        False,
+        False,
+    )
+    assert OutputStyle.of(_Terminal(), {}).color
+    assert not OutputStyle.of(_Terminal(), {"NO_COLOR": "1"}).color
+    assert not OutputStyle.of(_Terminal(), {"TERM": "dumb"}).color
+
+
+def test_a_pipe_gets_the_whole_message_wrapped(
+    stub: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.report import ClauseResult, Report
+
+    long = " ".join(f"w{i}" for i in range(100)) + " END"
+    report = Report("c", 0, results=[ClauseResult("T-PASS", "s", "passed", message=long)])
+    monkeypatch.setattr("harness.verify.verify", lambda *a, **k: report)
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["verify", "--clauses", "T-PASS"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "END" in out
+    assert "…" not in out
+    assert "\x1b[" not in out
+    assert max(len(line) for line in out.splitlines() if "w" in line) <= 80
+
+
 def test_a_connector_that_cannot_start_exits_3(
     stub: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -211,8 +332,12 @@ def test_serve_connector_needs_the_gateway_credentials(
     assert "PLUGIN_WORKER_ID is missing" in capsys.readouterr().err
     monkeypatch.setenv("PLUGIN_WORKER_ID", "w")
     monkeypatch.setenv("PLUGIN_AUTHENTICATION_TOKEN", "t")
-    assert main(["serve-connector", "nope"]) == EXIT_USAGE
-    assert "is not 'module:attribute'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["serve-connector", "nope"])
+    assert exited.value.code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("usage: feed-harness serve-connector ")
+    assert "'nope' is not MODULE:ATTR" in err
 
 
 def test_contract_prints_or_writes_the_openapi_document(
@@ -277,8 +402,100 @@ def test_serve_prints_the_plugin_environment_and_serves_the_gateway(
     assert config.status_code == 200
     assert partner_url in config.text
     assert httpx.get(f"{gateway}/v1/audience_segment_external_feeds/9001").status_code == 401
+    note = next(i for i, line in enumerate(lines) if "virtual" in line)
+    assert "SEGMENT_NOT_READY until POST /_admin/clock/advance" in lines[note]
+    clock = lines[note + 1]
+    assert f"{partner_url}/_admin/clock/advance" in clock
+    assert any(f"GET {gateway}/_admin/requests" in line for line in lines)
+    journal = httpx.get(f"{gateway}/_admin/requests", auth=auth)
+    assert journal.status_code == 200
+    calls = [(c["method"], c["path"], c["status"]) for c in journal.json()["data"]]
+    assert calls == [
+        ("GET", "/v1/audience_segment_external_feeds/9001", 200),
+        ("GET", "/v1/configuration/technical_name=technical_config", 200),
+        ("GET", "/v1/audience_segment_external_feeds/9001", 401),
+    ]
+    assert httpx.get(f"{gateway}/_admin/requests").status_code == 401
+    advanced = httpx.post(
+        f"{partner_url}/_admin/clock/advance",
+        json={"seconds": 60},
+        headers={"Authorization": "Bearer " + clock.split("Bearer ")[1].split("'")[0]},
+    )
+    assert advanced.status_code == 200
     process.send_signal(signal.SIGINT)
     assert process.wait(10) == 0
+    assert process.stderr is not None
+    log = process.stderr.read().splitlines()
+    assert sum(" gateway GET /v1/audience_segment_external_feeds/9001 -> " in x for x in log) == 2
+    assert any(" gateway GET /_admin/requests -> 200 " in line for line in log)
+    assert any(" partner POST /_admin/clock/advance -> 200 " in line for line in log)
+    assert not any(exports["PLUGIN_AUTHENTICATION_TOKEN"] in line for line in log)
+
+
+def _read_until(stream: Any, prefix: str) -> list[str]:
+    lines = []
+    for line in stream:
+        lines.append(line.rstrip("\n"))
+        if line.startswith(prefix):
+            return lines
+    raise AssertionError(f"no line starting {prefix!r} in {lines}")
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_serve_connector_prints_its_address_and_logs_each_request(quiet: bool) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "PLUGIN_PORT": str(port),
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": "9",
+        "PLUGIN_WORKER_ID": "w",
+        "PLUGIN_AUTHENTICATION_TOKEN": "secret-token-123",
+    }
+    process = subprocess.Popen(
+        [PYTHON, "-m", "harness", "serve-connector", *(["-q"] if quiet else [])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        (line,) = _read_until(process.stdout, "serving ")
+        assert line.startswith(f"serving harness.reference:ReferenceConnector on "
+                               f"http://127.0.0.1:{port} (gateway http://127.0.0.1:9)")  # fmt: skip
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/status").status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(10)
+    assert code == 0
+    assert process.stderr is not None
+    log = process.stderr.read()
+    assert ("connector GET /v1/status -> 200" in log) is not quiet
+    assert "secret-token-123" not in log
+
+
+def test_serve_partner_notes_the_virtual_clock_and_logs_requests() -> None:
+    process = subprocess.Popen(
+        [PYTHON, "-m", "harness", "serve-partner"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = _read_until(process.stdout, "# Ctrl-C")
+        base_url = lines[0].removeprefix("base_url: ")
+        assert any("SEGMENT_NOT_READY until POST /_admin/clock/advance" in x for x in lines)
+        assert httpx.get(f"{base_url}/v1/accounts").status_code == 401
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(10)
+    assert code == 0
+    assert process.stderr is not None
+    assert " partner GET /v1/accounts -> 401 " in process.stderr.read()
 
 
 # --------------------------------------------------------------------------- end to end
@@ -301,7 +518,7 @@ def test_verify_passes_every_clause_on_the_reference_connector(
     # the batched reference never puts a delay in a body: WIRE-DELAY-HEADER is not exercised
     not_exercised = {"WIRE-DELAY-HEADER"}
     passed = len(ids) - len(not_exercised)
-    assert document["summary"] == {"passed": passed, "failed": 0, "skipped": 1}
+    assert document["summary"] == {"passed": passed, "failed": 0, "skipped": 1, "warned": 0}
     assert [c["id"] for c in document["clauses"]] == ids
     for clause in document["clauses"]:
         assert set(clause) == {"id", "outcome", "message", "reproduce", "statement", "run"}

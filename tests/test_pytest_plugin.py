@@ -76,7 +76,8 @@ def test_one_item_per_clause_verified_once(
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "feed-harness: verifying harness.reference:ReferenceConnector (seed 4, profile fast)",
+            "feed-harness: verifying harness.reference:ReferenceConnector (seed 4, profile fast); "
+            "the fixtures drive it too",
             "*feed-harness-conformance::T-PASS PASSED*",
             "*feed-harness-conformance::T-FAIL FAILED*",
             "*made to fail (run life)",
@@ -142,6 +143,98 @@ def test_a_connector_that_cannot_start_fails_every_item(
     result = pytester.runpytest("--feed-cmd", "false", "--feed-clauses", "T-PASS,T-FAIL")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*T-PASS: the connector could not be started or reached*"])
+
+
+MYCONN = """
+from harness.reference import ReferenceConnector
+
+BUILT = []
+
+
+class Mine(ReferenceConnector):
+    def __init__(self, settings):
+        BUILT.append(self)
+        super().__init__(settings)
+"""
+
+USES_MINE = """
+import myconn
+
+
+def test_the_fixture_drives_mine(feed_platform, request):
+    feed = feed_platform.new_feed()
+    assert feed.create().ok
+    assert myconn.BUILT, "the configured connector was never built"
+    assert ("feed_connector", "myconn:Mine") in request.node.user_properties
+"""
+
+
+def test_the_connector_can_be_set_in_the_ini_file(
+    pytester: pytest.Pytester, stub: list[str], verify_calls: list[dict[str, Any]]
+) -> None:
+    pytester.makeini(
+        f"[pytest]\nfeed_connector = {REFERENCE}\nfeed_clauses = T-PASS\nfeed_seed = 5\n"
+    )
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["feed-harness: verifying * (seed 5, profile fast)*"])
+    assert verify_calls[0]["clauses"] == ["T-PASS"]
+    assert verify_calls[0]["seed"] == 5
+    # the command line wins over the ini file
+    again = pytester.runpytest("--feed-seed", "6", "--feed-clauses", "T-PASS,T-NO-RUN")
+    again.assert_outcomes(passed=2)
+    assert verify_calls[1]["seed"] == 6
+
+
+def test_no_clause_items_and_the_fixtures_drive_the_configured_connector(
+    pytester: pytest.Pytester, stub: list[str], verify_calls: list[dict[str, Any]]
+) -> None:
+    pytester.makepyfile(myconn=MYCONN, test_uses=USES_MINE)
+    pytester.makepyprojecttoml(
+        '[tool.pytest.ini_options]\nfeed_connector = "myconn:Mine"\nfeed_clauses = "none"\n'
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "error::UserWarning")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["feed-harness: the fixtures drive myconn:Mine (no clause item)"])
+    assert verify_calls == []
+
+
+def test_an_unimportable_connector_is_one_usage_error(
+    pytester: pytest.Pytester, stub: list[str]
+) -> None:
+    result = pytester.runpytest("--feed-connector", "no_such_module:Thing")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--feed-connector*no module named 'no_such_module'*"])
+    assert "FAILED" not in result.stdout.str()
+    assert "T-PASS" not in result.stdout.str()
+
+
+def test_without_a_connector_the_platform_fixture_says_it_drives_the_reference_one(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_ref="def test_ref(feed_platform):\n    assert feed_platform.new_feed().create().ok\n"
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["*FeedHarnessWarning: feed_platform drives the built-in reference connector*"]
+    )
+
+
+def test_a_warned_clause_passes_with_a_warning(
+    pytester: pytest.Pytester, stub: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.report import ClauseResult, Report
+
+    def warned(*args: Any, **kwargs: Any) -> Report:
+        result = ClauseResult("T-PASS", "s", "warned", message="the retry came late")
+        return Report("c", 0, results=[result])
+
+    monkeypatch.setattr(harness.verify, "verify", warned)
+    result = pytester.runpytest("--feed-connector", REFERENCE, "--feed-clauses", "T-PASS")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*FeedHarnessWarning: T-PASS warned: the retry came late*"])
 
 
 def test_fixtures_and_the_scenario_marker(pytester: pytest.Pytester) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import secrets
 import threading
@@ -51,7 +52,10 @@ from harness.gateway.feeds import (
 )
 from harness.gateway.records import GatewayCall, Observer, PropertyWrite
 
-__all__ = ["DEFAULT_GATEWAY_URL", "DEFAULT_WORKER_ID", "Gateway"]
+__all__ = ["DEFAULT_GATEWAY_URL", "DEFAULT_WORKER_ID", "JOURNAL_PATH", "Gateway"]
+
+JOURNAL_PATH = "/_admin/requests"
+"""The gateway's journal: ``GET`` it (same basic auth) for every call it answered."""
 
 DEFAULT_GATEWAY_URL = "http://plugin-gateway.platform:8080"
 """The SDK's default gateway (``GATEWAY_HOST``/``GATEWAY_PORT`` unset)."""
@@ -220,6 +224,8 @@ class Gateway:
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         """Answer one gateway request; the one core of every face (respx, ASGI)."""
+        if request.url.path == JOURNAL_PATH:
+            return self._journal(request)
         at = time.time()
         error: BaseException | None = None
         try:
@@ -266,6 +272,18 @@ class Gateway:
         return asgi_app(self.handle)
 
     # ------------------------------------------------------------------ routing
+
+    def _journal(self, request: httpx.Request) -> httpx.Response:
+        """``GET /_admin/requests``: every call so far (method, path, query, status, time),
+        behind the same basic auth; reading it is not itself recorded."""
+        try:
+            self._authenticate(request)
+            if request.method != "GET":
+                raise GatewayHttpError(405, f"{JOURNAL_PATH} answers GET only")
+        except GatewayHttpError as refused:
+            return error_answer(refused)
+        calls = [{**dataclasses.asdict(call), "at": _iso(call.at)} for call in self.calls]
+        return json_answer(200, {"status": "ok", "data": calls, "count": len(calls)})
 
     def _answer(self, request: httpx.Request) -> httpx.Response:
         try:
@@ -508,3 +526,7 @@ def _data(model: Any) -> httpx.Response:
 def _data_list(models: Any) -> httpx.Response:
     data = [to_wire(model) for model in models]
     return json_answer(200, {"status": "ok", "data": data, "count": len(data)})
+
+
+def _iso(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fake_partner.server import ServeError, listen
+from fake_partner.server import RequestLog, ServeError, listen
 from fake_partner.server import serve_asgi as uvicorn_thread
 from harness.gateway.core import Gateway
 
@@ -95,23 +95,27 @@ def asgi_app(handle: Handler) -> ASGIApp:
 
 
 @contextmanager
-def serve_asgi(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[ServedApp]:
-    """Serve ``app`` with uvicorn in a background thread until the block ends."""
+def serve_asgi(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, log: RequestLog | None = None
+) -> Iterator[ServedApp]:
+    """Serve ``app`` with uvicorn in a background thread until the block ends (each
+    request logged to ``log`` when given)."""
     try:
         sock = listen(host, port)
     except OSError as exc:
         raise ServeError(f"cannot listen on {host}:{port} ({exc}): pick a free port or 0") from None
     served = ServedApp(host, sock.getsockname()[1])
-    with uvicorn_thread(app, sock):
+    with uvicorn_thread(app, sock, log=log):
         yield served
 
 
 @contextmanager
 def serve_gateway(
-    gateway: Gateway, host: str = "127.0.0.1", port: int = 0
+    gateway: Gateway, host: str = "127.0.0.1", port: int = 0, *, log: RequestLog | None = None
 ) -> Iterator[ServedGateway]:
-    """Serve ``gateway`` on ``host:port`` (0: a free port) until the block ends."""
-    with serve_asgi(asgi_app(gateway.handle), host, port) as served:
+    """Serve ``gateway`` on ``host:port`` (0: a free port) until the block ends (each
+    request logged to ``log`` when given)."""
+    with serve_asgi(asgi_app(gateway.handle), host, port, log=log) as served:
         yield ServedGateway(served.host, served.port, gateway)
 
 
