@@ -65,12 +65,17 @@ _CURSOR = {
 }
 
 
+_TEXT = "^[^\\x00-\\x1f\\x7f]*$"
+"""Query and path text: anything but control characters (refused in any request target)."""
+
+
 def _path_id(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+    schema = {"type": "string", "minLength": 1, "pattern": _TEXT}
+    return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
 def _schemas() -> dict[str, Any]:
-    printable = f"^[^@\\x00-\\x1f\\x7f-\\x9f]{{1,{PARTNER_USER_ID_MAX_LENGTH}}}$"
+    printable = f"^[\\x20-\\x3f\\x41-\\x7e]{{1,{PARTNER_USER_ID_MAX_LENGTH}}}$"  # ASCII, no @
     identifier = {
         "oneOf": [
             {
@@ -196,7 +201,7 @@ def _schemas() -> dict[str, Any]:
         "NewSegment": {
             "type": "object",
             "properties": {
-                "name": {"type": "string", "pattern": "\\S", "minLength": 1, "maxLength": 100},
+                "name": {"type": "string", "pattern": "^[ -~]*[!-~][ -~]*$", "maxLength": 100},
                 "description": {"type": ["string", "null"], "maxLength": MAX_DESCRIPTION_LENGTH},
             },
             "required": ["name"],
@@ -308,9 +313,9 @@ def _paths() -> dict[str, Any]:
                     {"name": name, "in": "query", "required": name != "state", "schema": schema}
                     for name, schema in (
                         ("response_type", {"const": "code"}),
-                        ("client_id", {"type": "string"}),
-                        ("redirect_uri", {"type": "string"}),
-                        ("state", {"type": "string"}),
+                        ("client_id", {"type": "string", "pattern": _TEXT}),
+                        ("redirect_uri", {"type": "string", "pattern": _TEXT}),
+                        ("state", {"type": "string", "pattern": _TEXT}),
                     )
                 ],
                 "responses": {"302": _answer("redirect to redirect_uri"), **_errors()},
@@ -340,7 +345,7 @@ def _paths() -> dict[str, Any]:
                         "name": "name",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "string"},
+                        "schema": {"type": "string", "pattern": _TEXT},
                     },
                     _CURSOR,
                     _LIMIT,
