@@ -14,7 +14,7 @@ import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fake_partner.inbound import UnreadableRequestError, check_request
-from fake_partner.server import ServeError, listen
+from fake_partner.server import JsonErrorH11Protocol, ServeError, listen
 from fake_partner.server import serve_asgi as uvicorn_thread
 from harness.gateway.bodies import GatewayHttpError, error_answer
 from harness.gateway.core import Gateway
@@ -99,7 +99,7 @@ def serve_asgi(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator
     except OSError as exc:
         raise ServeError(f"cannot listen on {host}:{port} ({exc}): pick a free port or 0") from None
     served = ServedApp(host, sock.getsockname()[1])
-    with uvicorn_thread(app, sock):
+    with uvicorn_thread(app, sock, http=JsonErrorH11Protocol):  # SDK-shaped 400s
         yield served
 
 
