@@ -13,7 +13,14 @@ import os
 from collections import Counter
 
 import pytest
-from hostile_support import Server, connector_server, gateway_server, generate, partner_server
+from hostile_support import (
+    RawRequest,
+    Server,
+    connector_server,
+    gateway_server,
+    generate,
+    partner_server,
+)
 
 COUNT = 2_000 if os.environ.get("HYPOTHESIS_PROFILE", "fast") == "fast" else 10_000
 SEED = 20261202
@@ -33,6 +40,20 @@ def test_malformed_requests_in_volume(name: str) -> None:
     statuses = _run(server)
     assert not [code for code in statuses if code >= 500], statuses
     assert statuses[400] > COUNT // 4, statuses  # most are refused as unreadable
+    # and every read still answers afterwards (nothing unrenderable was stored)
+    reads = (
+        [b"/_admin/ledger", b"/_admin/state?members=true", b"/_admin/clock"]
+        if name == "partner"
+        else [
+            b"/v1/audience_segment_external_feeds/feed-1/properties",
+            b"/v1/feed_destinations/dest-1/credentials",
+        ]
+    )
+    auth = server.shape.good_headers[2 if name == "partner" else 0]
+    for target in reads:
+        answer = server.send(RawRequest(b"GET", target, (auth,), b""))
+        assert answer.status == 200, (target, answer.body[:300])
+        answer.json()
 
 
 def test_malformed_requests_in_volume_to_the_connector_base() -> None:
