@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from fake_partner.responses import Dropped
+from fake_partner.inbound import UnreadableRequestError, check_request
+from fake_partner.responses import Dropped, refused
 
 if TYPE_CHECKING:
     from fake_partner.partner import Partner
@@ -30,6 +32,9 @@ TRANSPORT_KEY = "fake_partner.transport"
 """Key of the connection's transport in ``scope["state"]`` (set by ``fake_partner.server``)."""
 
 DISCONNECT_WAIT_SECONDS = 5.0
+BODY_READ_FACTOR = 4
+"""A body is read up to this many times the scenario's ``max_body_bytes``, then refused 413."""
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 
 
 class ConnectionDroppedError(Exception):
@@ -49,14 +54,14 @@ class ASGIApp:
             return
         if scope["type"] != "http":
             return
-        body = await _read_body(receive)
-        request = httpx.Request(
-            scope["method"],
-            self._url(scope),
-            headers=[(bytes(k), bytes(v)) for k, v in scope["headers"]],
-            content=body,
-        )
-        answer = self.partner.respond(request)
+        limit = BODY_READ_FACTOR * self.partner.effective_scenario.limits.max_body_bytes
+        answer: httpx.Response | Dropped
+        try:
+            request = await self._request(scope, receive, limit)
+        except UnreadableRequestError as refusal:
+            answer = refused(self.partner, refusal)
+        else:
+            answer = self.partner.respond(request)
         if isinstance(answer, Dropped):
             await _drop(scope, receive, send)
             return
@@ -68,28 +73,51 @@ class ASGIApp:
         )
         await send({"type": "http.response.body", "body": answer.content, "more_body": False})
 
-    def _url(self, scope: Scope) -> str:
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+    async def _request(self, scope: Scope, receive: Receive, limit: int) -> httpx.Request:
+        """The request as httpx sees it, once its method, target and headers are readable."""
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
         query: bytes = scope.get("query_string", b"")
-        target = raw_path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+        target = raw_path + (b"?" + query if query else b"")
+        headers = [(bytes(k), bytes(v)) for k, v in scope["headers"]]
+        method = check_request(scope["method"], target, headers)
+        body = await _read_body(receive, limit)
+        try:
+            return httpx.Request(method, self._url(scope, target), headers=headers, content=body)
+        except (httpx.InvalidURL, ValueError) as error:
+            raise UnreadableRequestError(
+                400, "target", f"the request target is not a valid URL: {error}"
+            ) from None
+
+    def _url(self, scope: Scope, target: bytes) -> str:
+        text = target.decode("ascii")
         if self.base_url is not None:
-            return self.base_url.rstrip("/") + target
+            return self.base_url.rstrip("/") + text
         host: str | None = next(
-            (bytes(v).decode("latin-1") for k, v in scope["headers"] if k == b"host"), None
+            (bytes(v).decode("ascii") for k, v in scope["headers"] if k == b"host"), None
         )
-        if host is None:
+        if host is None or not _HOST.fullmatch(host):
             server = scope.get("server") or ("127.0.0.1", 80)
             host = f"{server[0]}:{server[1]}"
-        return f"{scope.get('scheme', 'http')}://{host}{target}"
+        return f"{scope.get('scheme', 'http')}://{host}{text}"
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The body, or a 413 :class:`UnreadableRequestError` as soon as it passes ``limit`` bytes."""
     chunks = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise UnreadableRequestError(
+                413,
+                "request body",
+                f"request body is over {limit} bytes; the partner stopped reading: split the batch",
+            )
+        chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)

@@ -10,6 +10,9 @@ from fake_partner.errors import ClockError
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 """2026-01-01T00:00:00Z, the default start of every virtual clock (epoch seconds)."""
+MAX_EPOCH = datetime(9000, 1, 1, tzinfo=UTC).timestamp()
+"""The clock never goes past 9000-01-01: every time it shows, plus any bounded scenario
+lifetime, stays within what ISO-8601 and ``datetime`` can write."""
 
 
 def isoformat(epoch_seconds: float) -> str:
@@ -30,8 +33,8 @@ class VirtualClock:
     """A thread-safe clock that only moves when told to; shared by the partner and the harness."""
 
     def __init__(self, start: float = DEFAULT_START) -> None:
-        if not math.isfinite(start):
-            raise ClockError(f"VirtualClock start={start!r} is not finite; pass epoch seconds")
+        if not math.isfinite(start) or not 0 <= start <= MAX_EPOCH:
+            raise ClockError(f"VirtualClock start={start!r} is not epoch seconds from 1970 to 9000")
         self._now = float(start)
         self._lock = threading.Lock()
 
@@ -48,13 +51,21 @@ class VirtualClock:
                 "the virtual clock never goes back"
             )
         with self._lock:
+            if self._now + seconds > MAX_EPOCH:
+                raise ClockError(
+                    f"advance(seconds={seconds!r}) would move the clock past 9000-01-01 "
+                    f"(at most {MAX_EPOCH - self._now:.0f} s more): advance by less"
+                )
             self._now += seconds
             return self._now
 
     def advance_to(self, epoch_seconds: float) -> float:
         """Move the clock forward to ``epoch_seconds`` (no-op if already past it)."""
-        if not math.isfinite(epoch_seconds):
-            raise ClockError(f"advance_to(epoch_seconds={epoch_seconds!r}): must be finite")
+        if not math.isfinite(epoch_seconds) or epoch_seconds > MAX_EPOCH:
+            raise ClockError(
+                f"advance_to(epoch_seconds={epoch_seconds!r}): must be finite and at most "
+                f"{MAX_EPOCH:.0f} (9000-01-01)"
+            )
         with self._lock:
             self._now = max(self._now, epoch_seconds)
             return self._now

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fake_partner.bounds import Count, Flag, Fraction, Seconds
+
 SEGMENT_STATUSES = ("PROVISIONING", "BUILDING", "READY", "UPDATING", "FAILED")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 SegmentStatus = Literal["PROVISIONING", "BUILDING", "READY", "UPDATING", "FAILED"]
@@ -46,11 +48,11 @@ class ErrorEffect(_Strict):
     """Answer with an error instead of handling the request (nothing applies)."""
 
     kind: Literal["error"] = "error"
-    status: int = Field(ge=400, le=599)
+    status: int = Field(strict=True, ge=400, le=599)
     code: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
     message: str | None = None
-    retry_after: float | None = Field(default=None, ge=0)
-    rate_limit_headers: bool = False
+    retry_after: Seconds | None = None
+    rate_limit_headers: Flag = False
     oauth_error: str | None = None
 
 
@@ -58,23 +60,23 @@ class LatencyEffect(_Strict):
     """The partner takes ``seconds`` to answer: advances the virtual clock, then handles."""
 
     kind: Literal["latency"] = "latency"
-    seconds: float = Field(gt=0)
+    seconds: Seconds = Field(gt=0)
 
 
 class DropEffect(_Strict):
     """Close the connection without an answer; ``after_apply`` handles the request first."""
 
     kind: Literal["drop"] = "drop"
-    after_apply: bool = False
+    after_apply: Flag = False
 
 
 class ApplyThenFailEffect(_Strict):
     """Handle the request (the upload applies) but answer a 5xx: the ambiguous failure."""
 
     kind: Literal["apply_then_fail"] = "apply_then_fail"
-    status: int = Field(default=503, ge=500, le=599)
+    status: int = Field(default=503, strict=True, ge=500, le=599)
     code: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
-    retry_after: float | None = Field(default=None, ge=0)
+    retry_after: Seconds | None = None
 
 
 class ExpireTokenEffect(_Strict):
@@ -99,7 +101,7 @@ class HoldProvisioningEffect(_Strict):
     """The request's segment (or the one it creates) stays PROVISIONING for ``calls`` more calls."""
 
     kind: Literal["hold_provisioning"] = "hold_provisioning"
-    calls: int = Field(ge=1)
+    calls: Count = Field(ge=1)
 
 
 class ForceStatusEffect(_Strict):
@@ -113,7 +115,7 @@ class RejectItemsEffect(_Strict):
     """A seeded ``fraction`` of otherwise valid upload operations is rejected with ``code``."""
 
     kind: Literal["reject_items"] = "reject_items"
-    fraction: float = Field(gt=0, le=1)
+    fraction: Fraction = Field(gt=0)
     code: str = Field(default="IDENTIFIER_REJECTED", pattern=r"^[A-Z][A-Z0-9_]*$")
 
 
@@ -150,8 +152,8 @@ class Window(_Strict):
     Rules are installed when the partner starts, is reset, or gets a new scenario.
     """
 
-    start: float = Field(default=0, ge=0)
-    end: float | None = Field(default=None, ge=0)
+    start: Seconds = 0
+    end: Seconds | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Window:
@@ -173,11 +175,11 @@ class FaultRule(_Strict):
     path_regex: str | None = None
     account: str | None = None
     segment: str | None = None
-    nth: int | None = Field(default=None, ge=1)
-    every: int | None = Field(default=None, ge=1)
-    after: int = Field(default=0, ge=0)
-    times: int | None = Field(default=None, ge=1)
-    probability: float | None = Field(default=None, ge=0, le=1)
+    nth: Count | None = Field(default=None, ge=1)
+    every: Count | None = Field(default=None, ge=1)
+    after: Count = 0
+    times: Count | None = Field(default=None, ge=1)
+    probability: Fraction | None = None
     window: Window | None = None
     effect: Effect
 

@@ -108,6 +108,7 @@ class Partner:
         self.faults = FaultEngine(self._effective.faults, self._effective.seed, self.clock.now())
         self._sequence = itertools.count(1)
         self._admin_sequence = itertools.count(1)
+        self._refused_sequence = itertools.count(1)
         self._seeded_refresh_tokens = self._scenario_refresh_tokens()
 
     # --- scenario and reset --------------------------------------------------------------------
@@ -169,6 +170,10 @@ class Partner:
 
     def next_admin_sequence(self) -> int:
         return next(self._admin_sequence)
+
+    def next_refused_sequence(self) -> int:
+        """Numbers the requests refused unread (they have no ledger sequence)."""
+        return next(self._refused_sequence)
 
     def respond(self, request: httpx.Request) -> Answer:
         """Handle a request: the answer, or :class:`Dropped` when the connection is dropped."""

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hmac
 import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from fake_partner.errors import ErrorCode, OAuthError, PartnerError, ScenarioError
+from fake_partner.errors import ClockError, ErrorCode, OAuthError, PartnerError, ScenarioError
 from fake_partner.faults import (
     ApplyThenFailEffect,
     DropEffect,
@@ -36,6 +35,13 @@ from fake_partner.faults import (
     default_code,
 )
 from fake_partner.identifiers import item_rejected
+from fake_partner.inbound import (
+    UnreadableRequestError,
+    check_request,
+    decimal,
+    json_value,
+    renderable,
+)
 from fake_partner.ledger import LedgerEntry, LedgerOperation
 from fake_partner.models import (
     AccessToken,
@@ -45,6 +51,7 @@ from fake_partner.models import (
     Segment,
     fingerprint,
 )
+from fake_partner.openapi import openapi_document
 from fake_partner.presets import list_presets
 from fake_partner.routes import ADMIN_ROUTES, PARTNER_ROUTES, Route, resolve
 from fake_partner.scenario import parse_scenario
@@ -55,6 +62,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("fake_partner")
 
+OPENAPI_PATH = "/openapi.json"
 UPLOAD_ROUTE = "POST /v1/segments/{segment_id}/members"
 CREATE_ROUTE = "POST /v1/accounts/{account_id}/segments"
 TOKEN_ROUTE = "POST /oauth/token"
@@ -187,12 +195,31 @@ def _too_large(size: int, limit: int) -> PartnerError:
 
 
 def respond(partner: Partner, request: httpx.Request) -> Answer:
-    """Handle one request against the partner; the caller holds ``partner``'s lock."""
-    method = request.method.upper()
+    """Handle one request against the partner; the caller holds ``partner``'s lock.
+
+    A request whose method, target, headers or JSON body cannot be read is refused first
+    (:func:`refused`): it reaches no state, no fault rule and no ledger entry.
+    """
+    try:
+        method = check_request(request.method, request.url.raw_path, request.headers.raw)
+    except UnreadableRequestError as refusal:
+        return refused(partner, refusal)
     path = request.url.path
     if path == "/_admin" or path.startswith("/_admin/"):
         return _admin(partner, request, method, path)
+    if method == "GET" and path == OPENAPI_PATH:
+        return json_response(200, openapi_document(), "req-openapi")
     state = partner.backend
+    upload: UploadIn | None = None
+    try:
+        route, _ = resolve(PARTNER_ROUTES, method, path)
+    except PartnerError:
+        pass  # answered, and recorded, as the partner's 404 or 405 below
+    else:
+        try:
+            upload = _readable_body(route, request, state.scenario.limits.max_body_bytes)
+        except UnreadableRequestError as refusal:
+            return refused(partner, refusal, oauth=route.key == TOKEN_ROUTE)
     call = _Call(
         sequence=partner.next_sequence(),
         request_id="",
@@ -203,7 +230,7 @@ def respond(partner: Partner, request: httpx.Request) -> Answer:
     call.request_id = f"req-{call.sequence:06d}"
     answer: Answer
     try:
-        answer = _partner_call(partner, state, request, call)
+        answer = _partner_call(partner, state, request, call, upload)
     except Exception:  # a bug in the partner: answer 500 rather than hang the client
         logger.exception("fake_partner: unexpected error handling %s %s", method, path)
         answer = error_response(
@@ -212,6 +239,55 @@ def respond(partner: Partner, request: httpx.Request) -> Answer:
         )
     partner.ledger.append(_entry(partner, call, answer))
     return answer
+
+
+def refused(
+    partner: Partner, refusal: UnreadableRequestError, *, oauth: bool = False
+) -> httpx.Response:
+    """The answer to a request that cannot be read: nothing recorded, nothing changed.
+
+    Its request id (``rej-NNNNNN``) counts refusals apart from the ledger's sequence.
+    """
+    request_id = f"rej-{partner.next_refused_sequence():06d}"
+    if oauth:
+        return oauth_error_response(OAuthError(400, "invalid_request", refusal.message), request_id)
+    code = _REFUSAL_CODES.get(refusal.status, ErrorCode.INVALID_REQUEST)
+    error = PartnerError(refusal.status, code, refusal.message, [{"field": refusal.part}])
+    return error_response(error, request_id)
+
+
+_REFUSAL_CODES = {
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    414: ErrorCode.TARGET_TOO_LONG,
+    431: ErrorCode.HEADERS_TOO_LARGE,
+}
+
+
+def _readable_body(route: Route, request: httpx.Request, max_body: int) -> UploadIn | None:
+    """Refuse a body the route would read that is not strict JSON (or, for the token
+    route, not a UTF-8 form); an upload body is parsed once, here, when valid."""
+    body = request.content
+    if route.key == UPLOAD_ROUTE:
+        if len(body) > 4 * max_body or not body.strip():
+            return None
+        try:
+            return UPLOAD.validate_json(body)
+        except ValidationError:
+            json_value(body)  # unreadable: refused; readable but invalid: answered later
+            return None
+    if route.key == TOKEN_ROUTE and "json" not in request.headers.get("content-type", "").lower():
+        try:
+            parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            raise UnreadableRequestError(
+                400,
+                "request body",
+                "the form body or its %-escapes are not UTF-8: encode values as UTF-8",
+            ) from None
+        return None
+    if route.method in ("POST", "PUT") and body.strip():
+        json_value(body)
+    return None
 
 
 def _entry(partner: Partner, call: _Call, answer: Answer) -> LedgerEntry:
@@ -239,20 +315,25 @@ def _entry(partner: Partner, call: _Call, answer: Answer) -> LedgerEntry:
         time=call.time,
         answered_at=partner.clock.now(),
         method=call.method,
-        path=call.path,
+        path=renderable(call.path),
         route=call.route,
         token=call.token,
-        client_id=call.client_id,
-        account_id=call.account_id,
-        segment_id=call.segment_id,
+        client_id=_renderable(call.client_id),
+        account_id=_renderable(call.account_id),
+        segment_id=_renderable(call.segment_id),
         status=status,
-        error_code=error_code,
+        error_code=_renderable(error_code),
         operations=operations,
         applied=call.applied,
         faults=tuple(call.faults),
-        grant_type=call.grant_type,
+        grant_type=_renderable(call.grant_type),
         partial_failure=call.partial_failure,
     )
+
+
+def _renderable(text: str | None) -> str | None:
+    """What the ledger stores of a request's strings: always encodable as UTF-8."""
+    return None if text is None else renderable(text)
 
 
 def _error_code(response: httpx.Response) -> str | None:
@@ -268,7 +349,11 @@ def _error_code(response: httpx.Response) -> str | None:
 
 
 def _partner_call(
-    partner: Partner, state: PartnerState, request: httpx.Request, call: _Call
+    partner: Partner,
+    state: PartnerState,
+    request: httpx.Request,
+    call: _Call,
+    upload: UploadIn | None,
 ) -> Answer:
     raw = _bearer(request)
     if raw:
@@ -281,7 +366,7 @@ def _partner_call(
         return error_response(error, call.request_id)
     call.route = route.key
     body = request.content
-    _identify(state, request, route, params, call, body)
+    _identify(state, route, params, call, body, upload)
 
     # Faults: decided on what the request says, before the partner looks at it.
     firings = partner.faults.fire(
@@ -349,11 +434,11 @@ def _partner_call(
 
 def _identify(
     state: PartnerState,
-    request: httpx.Request,
     route: Route,
     params: Mapping[str, str],
     call: _Call,
     body: bytes,
+    upload: UploadIn | None,
 ) -> None:
     """Fill the ledger's who and what before anything can fail."""
     call.account_id = params.get("account_id")
@@ -362,27 +447,29 @@ def _identify(
         segment = state.segments.get(call.segment_id)
         call.account_id = segment.account_id if segment is not None else None
     if route.key == UPLOAD_ROUTE:
-        _read_upload(state, body, call)
+        _read_upload(state, body, call, upload)
 
 
-def _read_upload(state: PartnerState, body: bytes, call: _Call) -> None:
-    """Parse an upload once: the model for the handler, the identifiers for the ledger."""
+def _read_upload(state: PartnerState, body: bytes, call: _Call, upload: UploadIn | None) -> None:
+    """The upload parsed once: the model for the handler, the identifiers for the ledger.
+
+    ``upload`` is the body already validated by :func:`_readable_body`, or None when it is
+    empty, too large, or strict JSON that does not validate (re-read here for its errors).
+    """
     limit = state.scenario.limits.max_body_bytes
     if len(body) > 4 * limit:
         return
-    try:
+    if upload is None:
         if not body.strip():
-            raise PartnerError(
+            call.upload_problem = PartnerError(
                 400, ErrorCode.INVALID_REQUEST, "request body is empty; send a JSON object"
             )
+            return
         try:
-            upload = UPLOAD.validate_json(body)
+            UPLOAD.validate_json(body)
         except ValidationError as error:
-            raise _invalid_body(error, "request body") from None
-    except PartnerError as error:
-        call.upload_problem = error
-        with contextlib.suppress(ValueError):
-            call.operations = loose_identifiers(json.loads(body))
+            call.upload_problem = _invalid_body(error, "request body")
+        call.operations = loose_identifiers(json_value(body))
         return
     call.upload = upload
     call.partial_failure = upload.get("partial_failure", True)
@@ -478,17 +565,17 @@ def _form(request: httpx.Request, body: bytes) -> dict[str, str]:
     """``/oauth/token`` parameters, form-encoded or JSON (by Content-Type)."""
     if "json" in request.headers.get("content-type", "").lower():
         try:
-            data = json.loads(body or b"{}")
-        except ValueError:
-            raise OAuthError(400, "invalid_request", "body is not valid JSON") from None
+            data = json_value(body or b"{}")
+        except UnreadableRequestError as refusal:
+            raise OAuthError(400, "invalid_request", refusal.message) from None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise OAuthError(400, "invalid_request", "JSON body must be an object of string values")
         return data
     try:
         text = body.decode("utf-8")
+        return dict(parse_qsl(text, keep_blank_values=True, errors="strict"))
     except UnicodeDecodeError:
         raise OAuthError(400, "invalid_request", "body is not UTF-8") from None
-    return dict(parse_qsl(text, keep_blank_values=True))
 
 
 def _basic(request: httpx.Request) -> tuple[str, str] | None:
@@ -497,7 +584,7 @@ def _basic(request: httpx.Request) -> tuple[str, str] | None:
         return None
     try:
         client_id, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # ValueError: not base64's ASCII, or not UTF-8
         raise OAuthError(401, "invalid_client", "malformed Basic authorization header") from None
     return client_id, secret
 
@@ -539,9 +626,13 @@ def _authorize(
 ) -> httpx.Response:
     query = {key: value for key, value in request.url.params.multi_items()}
     call.client_id = query.get("client_id")
-    location = state.authorize(query)
+    location = quote(state.authorize(query), safe=_URL_SAFE)  # a header is ASCII
     call.applied = "code=" in location
     return httpx.Response(302, headers={"Location": location, "X-Request-Id": call.request_id})
+
+
+_URL_SAFE = "!#$%&'()*+,-./:;=?@[]_~"
+"""What stays as is when a redirect URL is made ASCII (non-ASCII is %-encoded as UTF-8)."""
 
 
 # --- /v1 ----------------------------------------------------------------------------------------
@@ -561,18 +652,20 @@ def _page_params(state: PartnerState, request: httpx.Request) -> tuple[int, int]
     raw_limit = request.url.params.get("limit")
     limit = min(DEFAULT_PAGE_SIZE, maximum)
     if raw_limit is not None:
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= maximum:
+        given = decimal(raw_limit)
+        if given is None or not 1 <= given <= maximum:
             raise PartnerError(
                 400,
                 ErrorCode.INVALID_REQUEST,
                 f"limit={raw_limit[:20]!r} must be an integer from 1 to {maximum}",
                 [{"field": "limit"}],
             )
-        limit = int(raw_limit)
+        limit = given
     cursor = request.url.params.get("cursor") or ""
     offset = 0
     if cursor:
-        if not (cursor.startswith("o") and cursor[1:].isdigit()):
+        position = decimal(cursor[1:]) if cursor.startswith("o") else None
+        if position is None:
             raise PartnerError(
                 400,
                 ErrorCode.INVALID_REQUEST,
@@ -580,7 +673,7 @@ def _page_params(state: PartnerState, request: httpx.Request) -> tuple[int, int]
                 "from the previous page unchanged",
                 [{"field": "cursor"}],
             )
-        offset = int(cursor[1:])
+        offset = position
     return offset, limit
 
 
@@ -837,19 +930,27 @@ def _admin_action(
         return json_response(200, {"now": clock.isoformat(), "epoch": clock.now()}, request_id)
     if route.handler == "advance":
         advance: ClockAdvanceIn = _parse(ClockAdvanceIn, request.content, "request body")
-        clock.advance(float(advance.seconds))
+        try:
+            clock.advance(float(advance.seconds))
+        except ClockError as error:
+            raise PartnerError(
+                400, ErrorCode.INVALID_REQUEST, str(error), [{"field": "seconds"}]
+            ) from None
         return json_response(200, {"now": clock.isoformat(), "epoch": clock.now()}, request_id)
     if route.handler == "state":
         members = _flag(request, "members", False)
         return json_response(200, partner.state(include_members=members), request_id)
     if route.handler == "ledger":
         raw_since = request.url.params.get("since", "0")
-        if not raw_since.isdigit():
+        since = decimal(raw_since)
+        if since is None:
             raise PartnerError(
-                400, ErrorCode.INVALID_REQUEST, f"since={raw_since[:20]!r} must be an integer"
+                400,
+                ErrorCode.INVALID_REQUEST,
+                f"since={raw_since[:20]!r} must be a non-negative integer (a ledger sequence)",
             )
         operations = _flag(request, "operations", True)
-        entries = partner.ledger.to_json(int(raw_since), operations)
+        entries = partner.ledger.to_json(since, operations)
         return json_response(200, {"entries": entries}, request_id)
     if route.handler == "get_scenario":
         return json_response(200, partner.scenario.model_dump(mode="json"), request_id)

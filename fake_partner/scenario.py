@@ -7,7 +7,6 @@ key, the bad value and what is allowed, e.g.
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
 import types
@@ -19,8 +18,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from fake_partner.bounds import MAX_COUNT, Count, Flag, Fraction, Seconds, Seed
 from fake_partner.errors import ScenarioError
 from fake_partner.faults import FaultRule
+from fake_partner.inbound import MAX_JSON_DEPTH, UnreadableRequestError, json_value
 from fake_partner.presets import PRESETS
 
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -35,11 +36,11 @@ class _Strict(BaseModel):
 class Limits(_Strict):
     """Hard limits per request (``partner-api.md``: 10,000 operations, 10 identifiers, 5 MiB)."""
 
-    max_operations: int = Field(default=10_000, ge=1)
-    max_identifiers_per_operation: int = Field(default=10, ge=1)
-    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
-    max_page_size: int = Field(default=200, ge=1)
-    max_name_length: int = Field(default=100, ge=1)
+    max_operations: Count = Field(default=10_000, ge=1, le=1_000_000)
+    max_identifiers_per_operation: Count = Field(default=10, ge=1, le=1_000)
+    max_body_bytes: Count = Field(default=5 * 1024 * 1024, ge=1, le=256 * 1024 * 1024)
+    max_page_size: Count = Field(default=200, ge=1, le=100_000)
+    max_name_length: Count = Field(default=100, ge=1, le=100_000)
 
 
 class AccountSpec(_Strict):
@@ -69,7 +70,7 @@ class RefreshTokenSpec(_Strict):
     token: str | None = Field(default=None, min_length=8)
     client_id: str | None = None
     accounts: tuple[str, ...] = Field(min_length=1)
-    expires_in: float | None = Field(default=None, gt=0)
+    expires_in: Seconds | None = Field(default=None, gt=0)
 
 
 def _default_accounts() -> tuple[AccountSpec, ...]:
@@ -95,18 +96,18 @@ class Scenario(_Strict):
     """Everything that makes one partner behave the way a test wants (defaults: the spec's)."""
 
     presets: tuple[str, ...] = ()
-    seed: int = 0
-    access_token_lifetime: float = Field(default=3600, gt=0)
-    refresh_token_lifetime: float = Field(default=365 * 86400, gt=0)
-    authorization_code_lifetime: float = Field(default=600, gt=0)
-    provisioning_delay: float = Field(default=60, ge=0)
-    processing_delay: float = Field(default=30, ge=0)
-    match_probability: float = Field(default=0.6, ge=0, le=1)
-    privacy_floor: int = Field(default=100, ge=0)
-    targetable_floor: int = Field(default=100, ge=0)
-    rate_limit_per_minute: int = Field(default=600, ge=1)
-    send_rate_limit_headers: bool = True
-    daily_quota: int | None = Field(default=None, ge=1)
+    seed: Seed = 0
+    access_token_lifetime: Seconds = Field(default=3600, gt=0)
+    refresh_token_lifetime: Seconds = Field(default=365 * 86400, gt=0)
+    authorization_code_lifetime: Seconds = Field(default=600, gt=0)
+    provisioning_delay: Seconds = 60
+    processing_delay: Seconds = 30
+    match_probability: Fraction = 0.6
+    privacy_floor: Count = 100
+    targetable_floor: Count = 100
+    rate_limit_per_minute: Count = Field(default=600, ge=1)
+    send_rate_limit_headers: Flag = True
+    daily_quota: Count | None = Field(default=None, ge=1, le=MAX_COUNT)
     limits: Limits = Limits()
     accounts: tuple[AccountSpec, ...] = Field(default_factory=_default_accounts)
     clients: tuple[ClientSpec, ...] = ()
@@ -218,13 +219,39 @@ def parse_scenario(
 ) -> Scenario:
     """A scenario from TOML or JSON text; a :class:`ScenarioError` names every bad key."""
     if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ScenarioError(
+                [f"not UTF-8 (byte {error.start}: {error.reason}): save the file as UTF-8"], source
+            ) from None
     data: Any
     try:
-        data = tomllib.loads(text) if format == "toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
-        raise ScenarioError([f"not valid {format.upper()}: {error}"], source) from None
+        if format == "json":
+            data = json_value(text.encode("utf-8", "surrogatepass"), "the scenario")
+        else:
+            data = tomllib.loads(text)
+            _check_toml_depth(data)
+    except UnreadableRequestError as refusal:
+        raise ScenarioError([f"not valid JSON: {refusal.message}"], source) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ScenarioError([f"not valid TOML: {error}"], source) from None
+    except RecursionError:
+        raise ScenarioError(
+            [f"the TOML nests more than {MAX_JSON_DEPTH} levels deep: flatten it"], source
+        ) from None
     return scenario_from_data(data, source)
+
+
+def _check_toml_depth(data: Any) -> None:
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise RecursionError
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
 
 
 def load_scenario(
@@ -249,10 +276,10 @@ def load_scenario(
             ]
         )
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as error:
         raise ScenarioError([f"file {str(path)!r} cannot be read: {error.strerror}"]) from None
-    return parse_scenario(text, "toml" if suffix == ".toml" else "json", str(path))
+    return parse_scenario(data, "toml" if suffix == ".toml" else "json", str(path))
 
 
 def scenario_from_data(data: Any, source: str | None = None) -> Scenario:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import signal
 import socket
 import sys
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+import h11
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -34,8 +36,55 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 
 
-class _DroppableH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol that lends the app its connection, so a fault can close it."""
+_UNPARSED_ID = "rej-unparsed"
+UNPARSED_MESSAGE = (
+    "the request is not valid HTTP/1.1 (a non-ASCII or control byte in the request line "
+    "or a header, or broken framing): send an ASCII request line and headers"
+)
+
+
+class JsonErrorH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, but a request h11 cannot parse (so no app sees it) is
+    answered 400 with ``error_body(message)`` as JSON rather than plain text."""
+
+    extra_headers: tuple[tuple[bytes, bytes], ...] = ()
+
+    @staticmethod
+    def error_body(message: str) -> dict[str, Any]:
+        return {"status": "error", "message": message}
+
+    def send_400_response(self, msg: str) -> None:
+        body = json.dumps(self.error_body(UNPARSED_MESSAGE)).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+            *self.extra_headers,
+        ]
+        start = h11.Response(status_code=400, headers=headers, reason=b"Bad Request")
+        self.transport.write(self.conn.send(start))
+        self.transport.write(self.conn.send(h11.Data(data=body)))
+        self.transport.write(self.conn.send(h11.EndOfMessage()))
+        self.transport.close()
+
+
+class _DroppableH11Protocol(JsonErrorH11Protocol):
+    """uvicorn's h11 protocol that lends the app its connection, so a fault can close it;
+    unparsable requests get the partner's error body."""
+
+    extra_headers = ((b"x-request-id", _UNPARSED_ID.encode()),)
+
+    @staticmethod
+    def error_body(message: str) -> dict[str, Any]:
+        return {
+            "error": {
+                "status": 400,
+                "code": "INVALID_REQUEST",
+                "message": message,
+                "request_id": _UNPARSED_ID,
+                "details": [{"field": "request"}],
+            }
+        }
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

@@ -60,10 +60,14 @@ class CreateSegmentIn(_Body):
     description: StrictStr | None = None
 
 
+MAX_ADVANCE_SECONDS = 100 * 365 * 86400
+"""The most one ``clock/advance`` moves the clock: a century."""
+
+
 class ClockAdvanceIn(_Body):
     """The body of ``POST /_admin/clock/advance``."""
 
-    seconds: StrictInt | StrictFloat = Field(ge=0, allow_inf_nan=False)
+    seconds: StrictInt | StrictFloat = Field(ge=0, le=MAX_ADVANCE_SECONDS, allow_inf_nan=False)
 
 
 def loose_identifiers(data: Any) -> list[tuple[str, tuple[tuple[str, str], ...]]]:

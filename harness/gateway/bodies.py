@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from contracts.gateway import FeedDestinationCredentials, PluginProperty, PropertyModel
+from fake_partner.inbound import UnreadableRequestError, check_request, json_value
 
 __all__ = [
     "GatewayHttpError",
@@ -16,6 +16,7 @@ __all__ = [
     "error_answer",
     "json_answer",
     "property_from_body",
+    "unreadable",
 ]
 
 _PROPERTY: TypeAdapter[Any] = TypeAdapter(PluginProperty)
@@ -46,15 +47,26 @@ def error_answer(error: GatewayHttpError) -> httpx.Response:
     )
 
 
+def unreadable(request: httpx.Request) -> GatewayHttpError | None:
+    """Why the request's method, target or headers cannot be read, or None: the gateway
+    refuses those before authentication, routing or any state. (JSON bodies are read
+    strictly by :func:`parse_json_object`, also before any state changes.)"""
+    try:
+        check_request(request.method, request.url.raw_path, request.headers.raw)
+    except UnreadableRequestError as refusal:
+        return GatewayHttpError(refusal.status, refusal.message)
+    return None
+
+
 def parse_json_object(body: bytes, what: str, example: str) -> dict[str, Any]:
     """The body as a JSON object, or a 400 saying what was expected."""
     if not body.strip():
         raise GatewayHttpError(400, f"{what}: the body is empty; send a JSON object like {example}")
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json_value(body)
+    except UnreadableRequestError as refusal:
         raise GatewayHttpError(
-            400, f"{what}: the body is not JSON ({exc}); send a JSON object like {example}"
+            400, f"{what}: {refusal.message}; send a JSON object like {example}"
         ) from None
     if not isinstance(data, dict):
         raise GatewayHttpError(

@@ -40,6 +40,7 @@ from harness.gateway.bodies import (
     error_answer,
     json_answer,
     property_from_body,
+    unreadable,
 )
 from harness.gateway.feeds import (
     FeedSetup,
@@ -223,11 +224,23 @@ class Gateway:
     # ------------------------------------------------------------------ HTTP faces
 
     def handle(self, request: httpx.Request) -> httpx.Response:
-        """Answer one gateway request; the one core of every face (respx, ASGI)."""
-        if request.url.path == JOURNAL_PATH:
-            return self._journal(request)
+        """Answer one gateway request; the one core of every face (respx, ASGI).
+
+        A request that cannot be read (see :func:`harness.gateway.bodies.unreadable`) is
+        refused before anything else: it changes nothing and is not added to ``calls``.
+        """
         at = time.time()
         error: BaseException | None = None
+        refusal = unreadable(request)
+        if refusal is not None:
+            response = error_answer(refusal)
+            with self._lock:
+                observers = list(self._observers)
+            for observer in observers:
+                observer(request, response, None)
+            return response
+        if request.url.path == JOURNAL_PATH:
+            return self._journal(request)
         try:
             response = self._answer(request)
         except Exception as exc:  # a bug of the fake must reach the test, not hang it
@@ -300,7 +313,7 @@ class Gateway:
             raise _unauthorized("no basic auth: send Authorization: Basic base64(worker_id:token)")
         try:
             user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # ValueError: not ASCII base64, or not UTF-8
             raise _unauthorized("basic auth is not base64 of 'worker_id:token'") from None
         ok_user = secrets.compare_digest(user.encode(), self._worker_id.encode())
         ok_password = secrets.compare_digest(password.encode(), self._token.encode())

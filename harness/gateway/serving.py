@@ -13,13 +13,17 @@ from dataclasses import dataclass
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fake_partner.server import RequestLog, ServeError, listen
+from fake_partner.inbound import UnreadableRequestError, check_request
+from fake_partner.server import JsonErrorH11Protocol, RequestLog, ServeError, listen
 from fake_partner.server import serve_asgi as uvicorn_thread
+from harness.gateway.bodies import GatewayHttpError, error_answer
 from harness.gateway.core import Gateway
 
 __all__ = ["ServeError", "ServedApp", "ServedGateway", "asgi_app", "serve_asgi", "serve_gateway"]
 
 Handler = Callable[[httpx.Request], httpx.Response]
+MAX_BODY_BYTES = 64 * 1024 * 1024
+"""The most the served gateway reads of one body (configuration files are the big ones)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,21 +66,14 @@ def asgi_app(handle: Handler) -> ASGIApp:
                     return
         if scope["type"] != "http":
             return
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        request = httpx.Request(
-            scope["method"],
-            _url(scope),
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
-            content=b"".join(chunks),
-        )
-        response = handle(request)
+        try:
+            request = await _request(scope, receive)
+        except UnreadableRequestError as refusal:
+            response = error_answer(GatewayHttpError(refusal.status, refusal.message))
+        except _DisconnectedError:
+            return
+        else:
+            response = handle(request)
         await send(
             {
                 "type": "http.response.start",
@@ -105,7 +102,7 @@ def serve_asgi(
     except OSError as exc:
         raise ServeError(f"cannot listen on {host}:{port} ({exc}): pick a free port or 0") from None
     served = ServedApp(host, sock.getsockname()[1])
-    with uvicorn_thread(app, sock, log=log):
+    with uvicorn_thread(app, sock, http=JsonErrorH11Protocol, log=log):  # SDK-shaped 400s
         yield served
 
 
@@ -119,13 +116,45 @@ def serve_gateway(
         yield ServedGateway(served.host, served.port, gateway)
 
 
-def _url(scope: Scope) -> str:
+class _DisconnectedError(Exception):
+    """The client went away before its body arrived."""
+
+
+async def _request(scope: Scope, receive: Receive) -> httpx.Request:
+    """The request as httpx sees it, once method, target, headers and size are readable."""
+    path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
+    query: bytes = scope.get("query_string", b"")
+    target = path + (b"?" + query if query else b"")
+    headers = [(bytes(k), bytes(v)) for k, v in scope["headers"]]
+    method = check_request(scope["method"], target, headers)
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _DisconnectedError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise UnreadableRequestError(
+                413,
+                "request body",
+                f"the body is over {MAX_BODY_BYTES} bytes, more than any gateway call needs: "
+                "send a smaller file",
+            )
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    try:
+        return httpx.Request(method, _url(scope, target), headers=headers, content=b"".join(chunks))
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise UnreadableRequestError(400, "target", f"not a valid URL target: {exc}") from None
+
+
+def _url(scope: Scope, target: bytes) -> str:
     scheme = scope.get("scheme", "http")
     server = scope.get("server") or ("127.0.0.1", 80)
     host = f"[{server[0]}]" if ":" in str(server[0]) else str(server[0])
     if server[1] is not None:
         host = f"{host}:{server[1]}"
-    path = scope.get("raw_path") or scope["path"].encode()
-    query = scope.get("query_string", b"")
-    target = path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
-    return f"{scheme}://{host}{target}"
+    return f"{scheme}://{host}{target.decode('ascii')}"

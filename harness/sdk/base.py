@@ -53,6 +53,7 @@ from contracts.routes import (
     Route,
     route,
 )
+from fake_partner.inbound import UnreadableRequestError, check_request, json_value
 from harness import __version__
 from harness.sdk.context import BaseInstanceContext, Clock, ContextCache, PropertiesWrapper
 from harness.sdk.gateway_client import GatewayClient
@@ -152,6 +153,17 @@ def _sdk_error(message: str, **extra: str) -> _Answer:
     return _json_answer(SDK_ERROR_CODE, {"status": "error", "message": message, **extra})
 
 
+def _refused(code: int, message: str) -> _Answer:
+    """A request the connector base cannot read or parse: a 4xx in the SDK's error shape."""
+    return _json_answer(code, {"status": "error", "message": message})
+
+
+MAX_LEVEL_LENGTH = 32
+"""Longest log level ``PUT /v1/log_level`` stores (the SDK's are ERROR ... SILLY)."""
+MAX_BODY_BYTES = 64 * 1024 * 1024
+"""The most the connector base reads of one request body; past it, 413."""
+
+
 _MISSING_BODY = _Answer(
     MISSING_BODY_CODE,
     json.dumps(dict(MISSING_BODY_ANSWER), separators=_COMPACT).encode(),
@@ -164,37 +176,36 @@ def _is_missing(body: bytes) -> bool:
     if not body.strip():
         return True
     try:
-        return not json.loads(body)
-    except ValueError:
+        return not json_value(body)
+    except UnreadableRequestError:
         return False
 
 
 def _parse(model: type[M], r: Route, body: bytes) -> M:
-    """The request of route ``r``; an early answer for a missing, empty or invalid body."""
-    try:
-        return model.model_validate_json(body)  # the fast path: a valid body
-    except ValidationError:
-        pass
+    """The request of route ``r``, read strictly (``fake_partner.inbound.json_value``).
+
+    A missing or empty body is the SDK's 500 ``Missing request body`` (the contract); a body
+    that is not strict JSON, not an object, or not the route's request is a 400.
+    """
     if not body.strip():
         raise _EarlyAnswerError(_MISSING_BODY)
     try:
-        payload = json.loads(body)
-    except ValueError as err:
-        raise _EarlyAnswerError(
-            _sdk_error(f"request body of {r.path} is not JSON: {err}")
-        ) from None
+        payload = json_value(body, f"request body of {r.path}")
+    except UnreadableRequestError as refusal:
+        raise _EarlyAnswerError(_refused(400, refusal.message)) from None
     if not payload:
         raise _EarlyAnswerError(_MISSING_BODY)
     if not isinstance(payload, dict):
         raise _EarlyAnswerError(
-            _sdk_error(
-                f"request body of {r.path} must be a JSON object, got {type(payload).__name__}"
+            _refused(
+                400,
+                f"request body of {r.path} must be a JSON object, got {type(payload).__name__}",
             )
         )
     try:
-        return model.model_validate(payload)
+        return model.model_validate_json(body)  # the body is strict JSON: validate it fast
     except ValidationError as err:
-        raise _EarlyAnswerError(_sdk_error(_invalid_request_message(r, err))) from None
+        raise _EarlyAnswerError(_refused(400, _invalid_request_message(r, err))) from None
 
 
 def _invalid_request_message(r: Route, err: ValidationError) -> str:
@@ -378,16 +389,32 @@ class AudienceFeedConnector(ABC, Generic[CtxT]):
                 return
 
     async def _serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
+        query: bytes = scope.get("query_string", b"")
+        try:
+            method = check_request(
+                scope["method"], raw_path + (b"?" + query if query else b""), scope["headers"]
+            )
+        except UnreadableRequestError as refusal:
+            await self._send(send, _refused(refusal.status, refusal.message))
+            return
         chunks: list[bytes] = []
+        size = 0
         more = True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            chunks.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                await self._send(
+                    send, _refused(413, f"request body is over {MAX_BODY_BYTES} bytes")
+                )
+                return
+            chunks.append(chunk)
             more = message.get("more_body", False)
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        method: str = scope["method"]
         path: str = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/")
@@ -396,6 +423,10 @@ class AudienceFeedConnector(ABC, Generic[CtxT]):
             answer = _json_answer(404, {"status": "error", "message": f"Cannot {method} {path}"})
         else:
             answer = await handler(body)
+        await self._send(send, answer)
+
+    @staticmethod
+    async def _send(send: Send, answer: _Answer) -> None:
         headers = [*answer.headers, (b"content-length", str(len(answer.body)).encode("ascii"))]
         await send({"type": "http.response.start", "status": answer.code, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
@@ -595,12 +626,16 @@ class AudienceFeedConnector(ABC, Generic[CtxT]):
 
     async def _log_level_put(self, body: bytes) -> _Answer:
         try:
-            payload = json.loads(body) if body.strip() else None
-        except ValueError:
-            payload = None
+            payload = json_value(body, "request body of /v1/log_level") if body.strip() else None
+        except UnreadableRequestError as refusal:
+            return _refused(400, refusal.message)
         level = payload.get("level") if isinstance(payload, dict) else None
-        if not isinstance(level, str) or not level:
-            return _Answer(400)
+        if not isinstance(level, str) or not level or len(level) > MAX_LEVEL_LENGTH:
+            return _refused(
+                400,
+                f'PUT /v1/log_level needs a JSON object {{"level": "<name>"}} with a level of 1 '
+                f"to {MAX_LEVEL_LENGTH} characters, e.g. INFO or DEBUG",
+            )
         self.log_level = level.upper()
         logger.setLevel(_LEVELS.get(self.log_level, logging.INFO))
         return _Answer(_R_LOG_PUT.code_for(None))

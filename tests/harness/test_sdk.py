@@ -323,19 +323,22 @@ def test_empty_body_answers_missing_request_body_on_every_feed_route(body: bytes
         assert connector.builds == 0
 
 
-def test_invalid_body_is_an_sdk_error_naming_the_field() -> None:
+def test_invalid_body_is_a_400_in_the_sdk_error_shape_naming_the_field() -> None:
     with world() as (connector, _gateway, _clock):
 
         async def script(call: Call) -> None:
             body = request_body("user_segment_update")
             del body["feed_id"]
             answer = await call("POST", "/v1/user_segment_update", body)
-            assert answer.status == 500
+            assert answer.status == 400
             assert answer.json["status"] == "error"
             assert "feed_id" in answer.json["message"]
             answer = await call("POST", "/v1/user_segment_update", b"{not json")
-            assert answer.status == 500
+            assert answer.status == 400
             assert answer.json["status"] == "error"
+            answer = await call("POST", "/v1/user_segment_update", b"[1]")
+            assert answer.status == 400
+            assert "must be a JSON object" in answer.json["message"]
 
         run(connector, script)
 
