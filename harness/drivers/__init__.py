@@ -2,7 +2,8 @@
 
 Like httpx's transports: ``base`` holds the interface (``ConnectorDriver``), what a call
 returns (``Answer``) and the recording base; one module per driver (``inprocess``,
-``command``, ``url``); ``loading`` turns ``"module:attr"`` into an ASGI app.
+``command``, ``url``); ``bounds``: the limits they share; ``loading`` turns
+``"module:attr"`` into an ASGI app.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from harness.drivers.base import (
     Scope,
     Send,
 )
+from harness.drivers.bounds import DEFAULT_DEADLINE, Bounds, Stall, current_bounds, use_bounds
 from harness.drivers.command import CommandDriver
 from harness.drivers.inprocess import InProcessDriver
 from harness.drivers.loading import load_connector
@@ -26,8 +28,10 @@ from harness.drivers.loopback import free_port
 from harness.drivers.url import UrlDriver
 
 __all__ = [
+    "DEFAULT_DEADLINE",
     "ASGIApp",
     "Answer",
+    "Bounds",
     "CommandDriver",
     "ConnectorDriver",
     "ConnectorLoadError",
@@ -38,7 +42,10 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "Stall",
     "UrlDriver",
+    "current_bounds",
     "free_port",
     "load_connector",
+    "use_bounds",
 ]

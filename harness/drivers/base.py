@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast, runtime_checkable
 
 from contracts.routes import DELAY_HEADER
+from harness.drivers.bounds import Bounds, Stall
 from harness.sdk.settings import PluginSettings
 from harness.trace import Exchange, FailureKind, Trace
 
@@ -154,6 +155,10 @@ class ConnectorDriver(Protocol):
         """Release the connector (idempotent)."""
 
 
+NOT_HTTP = "not HTTP"
+"""How a failure's detail starts when the connector answered bytes that are not HTTP."""
+
+
 def _answer(
     trace_exchange: Exchange | None,
     status: int | None,
@@ -162,17 +167,27 @@ def _answer(
     failure: FailureKind | None,
     detail: str,
     real_seconds: float,
+    *,
+    total: int | None = None,
 ) -> Answer:
-    """Build the answer (parsing JSON once) and close the trace exchange."""
+    """Build the answer (parsing JSON once) and close the trace exchange; ``total``: the
+    answer's full size when only its first ``body`` bytes were kept (too large to judge)."""
     parsed: Any = None
     if status is not None and failure is None:
-        try:
-            parsed = json.loads(body) if body else None
-        except (ValueError, UnicodeDecodeError):
-            parsed = None
-        if parsed is None:
+        if total is not None and total > len(body):
             failure = "not-json"
-            detail = f"answer {status} is not JSON: {body[:200]!r}"
+            detail = (
+                f"answer {status} is {_size(total)}, more than the {_size(len(body))} the "
+                f"harness reads: too large to judge (it starts {body[:100]!r})"
+            )
+        else:
+            try:
+                parsed = json.loads(body) if body else None
+            except (ValueError, UnicodeDecodeError):
+                parsed = None
+            if parsed is None:
+                failure = "not-json"
+                detail = f"answer {status} is not JSON: {body[:200]!r}"
     header_map: dict[str, str] = {}
     for name, value in headers:
         key = name.lower()
@@ -185,19 +200,111 @@ def _answer(
     return Answer(status, header_map, body, parsed, failure, detail, real_seconds, trace_exchange)
 
 
+def _size(count: int) -> str:
+    if count >= 1024 * 1024:
+        return f"{count / (1024 * 1024):.1f} MiB ({count} bytes)"
+    return f"{count} bytes"
+
+
+_SILENT: frozenset[FailureKind | None] = frozenset({"timeout", "connection"})
+
+
 class _RecordingDriver:
-    """Records the ``platform->connector`` leg around each call."""
+    """Records the ``platform->connector`` leg around each call and keeps the bounds.
+
+    Subclasses implement ``_send``. Here: the deadline caps each call's timeout; after
+    ``bounds.max_silent_calls`` calls in a row without an HTTP answer one patient
+    ``GET /v1/status`` tells a slow connector from a lost one, and the driver gives up
+    (``stall``): later calls fail at once, recorded as not sent (a driver serves one run).
+    """
 
     base_url = "http://connector"
 
-    def __init__(self, trace: Trace | None = None) -> None:
+    def __init__(self, trace: Trace | None = None, bounds: Bounds | None = None) -> None:
         self.trace = trace
+        self.bounds = bounds if bounds is not None else Bounds()
+        self.stall: Stall | None = None
+        self._silent = 0
+        self._last_silent: Answer | None = None
 
     def _begin(self, method: str, path: str, body: bytes) -> Exchange | None:
         if self.trace is None:
             return None
         headers = _JSON_HEADERS if body else ()
         return self.trace.begin("platform->connector", method, self.base_url + path, headers, body)
+
+    def call(self, method: str, path: str, body: bytes | None, *, timeout: float) -> Answer:
+        """One call within ``timeout`` (or the deadline); failures come back in the answer."""
+        payload = body or b""
+        exchange = self._begin(method, path, payload)
+        if self.stall is None and self.bounds.expired():
+            self.stall = Stall("deadline", f"{self.bounds.deadline_label()} passed")
+        if self.stall is not None:
+            kind: FailureKind = "connection" if self.stall.kind == "lost" else "timeout"
+            return _answer(exchange, None, (), b"", kind, f"not sent: {self.stall.reason}", 0.0)
+        limit = self.bounds.call_timeout if self.bounds.call_timeout is not None else timeout
+        answer = self._send(method, path, payload, exchange, self.bounds.cap(limit))
+        self._count(answer, limit)
+        return answer
+
+    def _send(
+        self, method: str, path: str, payload: bytes, exchange: Exchange | None, timeout: float
+    ) -> Answer:
+        raise NotImplementedError
+
+    def _lost(self) -> str | None:
+        """Why the connector is gone for good, if the driver knows (its process exited)."""
+        return None
+
+    def _count(self, answer: Answer, timeout: float) -> None:
+        if answer.status is not None or answer.failure not in _SILENT:
+            self._silent = 0
+            gone = self._lost() if answer.failure == "crash" else None
+            if gone is not None:
+                self.stall = Stall("lost", gone)
+            return
+        if answer.detail.startswith(NOT_HTTP):
+            return  # it answered, badly: not silence
+        gone = self._lost()
+        if gone is not None:
+            self.stall = Stall("lost", gone)
+            return
+        self._silent += 1
+        self._last_silent = answer
+        if self._silent >= self.bounds.max_silent_calls:
+            self.stall = self._probe(answer, timeout)
+
+    def _probe(self, last: Answer, timeout: float) -> Stall:
+        """One ``GET /v1/status``, patient: does the connector still answer at all?"""
+        count = self._silent
+        calls = f"{count} calls in a row got no answer within {timeout:g} s"
+        shown = f"last: {last.describe()}"
+        patience = self.bounds.cap(timeout * self.bounds.patience)
+        if patience <= 0:
+            return Stall("deadline", f"{self.bounds.deadline_label()} passed ({calls})")
+        exchange = self._begin("GET", "/v1/status", b"")
+        if exchange is not None:
+            exchange.tags["probe"] = "status after calls went unanswered"
+        probe = self._send("GET", "/v1/status", b"", exchange, patience)
+        if probe.status is None:
+            gone = self._lost()
+            return Stall(
+                "lost",
+                gone
+                or f"the connector stopped answering: {calls} ({shown}) and GET /v1/status got "
+                f"none in {patience:g} s either ({probe.describe()})",
+            )
+        if probe.real_seconds > timeout:
+            return Stall(
+                "slow",
+                f"the connector is too slow: {calls} ({shown}) and GET /v1/status took "
+                f"{probe.real_seconds:.1f} s",
+            )
+        return Stall(
+            "hanging",
+            f"the connector hangs: {calls} ({shown}), though GET /v1/status still answers "
+            f"{probe.status} in {probe.real_seconds:.1f} s",
+        )
 
 
 def _describe(exc: BaseException) -> str:

@@ -18,6 +18,7 @@ from harness.drivers.base import (
     ConnectorStartError,
     PlatformEnv,
 )
+from harness.drivers.bounds import Bounds
 from harness.drivers.loopback import _HttpDriver, free_port
 from harness.redaction import MASK
 from harness.trace import FailureKind, Trace
@@ -25,6 +26,7 @@ from harness.trace import FailureKind, Trace
 __all__ = ["CommandDriver"]
 
 _TAIL_LINES = 200
+_LINE_BYTES = 4096
 
 
 class CommandDriver(_HttpDriver):
@@ -41,8 +43,9 @@ class CommandDriver(_HttpDriver):
         stop_grace: float = 5.0,
         cwd: str | None = None,
         trace: Trace | None = None,
+        bounds: Bounds | None = None,
     ) -> None:
-        super().__init__("http://127.0.0.1:0", trace=trace)
+        super().__init__("http://127.0.0.1:0", trace=trace, bounds=bounds)
         self.command = command
         self.extra_env = dict(env or {})
         self.start_timeout = start_timeout
@@ -96,10 +99,12 @@ class CommandDriver(_HttpDriver):
         )
 
     def _read(self) -> None:
+        """Keep the last lines of output; a line is cut in pieces of ``_LINE_BYTES``."""
         process = self.process
         if process is None or process.stdout is None:
             return
-        for raw in process.stdout:
+        stdout = process.stdout
+        for raw in iter(lambda: stdout.readline(_LINE_BYTES), b""):
             self._output.append(raw.decode("utf-8", "replace").rstrip("\n"))
 
     def output_tail(self) -> str:
@@ -117,29 +122,54 @@ class CommandDriver(_HttpDriver):
 
     def _failure_kind(self, exc: httpx.TransportError) -> tuple[FailureKind, str]:
         kind, detail = super()._failure_kind(exc)
+        gone = self._lost() if kind == "connection" else None
+        return ("crash", gone) if gone is not None else (kind, detail)
+
+    def _lost(self) -> str | None:
         process = self.process
-        if kind == "connection" and process is not None and process.poll() is not None:
-            tail = self._mask("\n".join(list(self._output)[-5:]))
-            return "crash", f"the connector exited with code {process.returncode}: {tail}"
-        return kind, detail
+        if process is None or process.poll() is None:
+            return None
+        tail = self._mask("\n".join(list(self._output)[-5:]))
+        return f"the connector exited with code {process.returncode}: {tail}"
 
     def stop(self) -> None:
-        """SIGTERM the process group, SIGKILL after the grace period."""
+        """SIGTERM the whole process group (even if its leader is gone), SIGKILL what is
+        left after the grace period."""
         super().stop()
         process, self.process = self.process, None
         if process is None:
             return
-        if process.poll() is None:
-            _signal_group(process, signal.SIGTERM)
-            try:
-                process.wait(self.stop_grace)
-            except subprocess.TimeoutExpired:
-                _signal_group(process, signal.SIGKILL)
-                process.wait(self.stop_grace)
+        _stop_group(process, self.stop_grace)
         if self._reader is not None:
             self._reader.join(1.0)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def _stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
+    """End the process and every process of its group (its session: ``start_new_session``)."""
+    ends = time.monotonic() + grace
+    _signal_group(process, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(grace)
+    while _group_alive(process.pid) and time.monotonic() < ends:
+        time.sleep(_START_POLL_SECONDS)
+    if process.poll() is None or _group_alive(process.pid):
+        _signal_group(process, signal.SIGKILL)
+        process.wait(grace)
+        ends = time.monotonic() + 1.0
+        while _group_alive(process.pid) and time.monotonic() < ends:
+            time.sleep(_START_POLL_SECONDS)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -20,6 +20,7 @@ from harness.drivers.base import (
     _describe,
     _RecordingDriver,
 )
+from harness.drivers.bounds import Bounds
 from harness.drivers.runners import (
     CallFailedError,
     Mode,
@@ -28,7 +29,7 @@ from harness.drivers.runners import (
     ThreadLoop,
     same_thread_available,
 )
-from harness.trace import Trace
+from harness.trace import Exchange, Trace
 
 __all__ = ["InProcessDriver"]
 
@@ -104,8 +105,9 @@ class InProcessDriver(_RecordingDriver):
         *,
         trace: Trace | None = None,
         mode: Mode | Literal["auto"] = "auto",
+        bounds: Bounds | None = None,
     ) -> None:
-        super().__init__(trace)
+        super().__init__(trace, bounds)
         if mode not in ("auto", "same-thread", "thread"):
             raise ValueError(f"mode={mode!r}: use 'auto', 'same-thread' or 'thread'")
         self.app = app
@@ -137,6 +139,7 @@ class InProcessDriver(_RecordingDriver):
         mode = self.requested_mode
         if mode == "auto":
             mode = "same-thread" if same_thread_available() else "thread"
+        timeout = self.bounds.cap(timeout)
         runner: Runner = SameThreadLoop() if mode == "same-thread" else ThreadLoop()
         self._runner, self.mode, self._start_timeout = runner, runner.mode, timeout
         self._lifespan = self._startup(runner, timeout)
@@ -157,19 +160,22 @@ class InProcessDriver(_RecordingDriver):
             ) from None
         return lifespan
 
-    def call(self, method: str, path: str, body: bytes | None, *, timeout: float) -> Answer:
+    def _send(
+        self, method: str, path: str, payload: bytes, exchange: Exchange | None, timeout: float
+    ) -> Answer:
         """Call the app; the answer or the failure comes back within about ``timeout``."""
-        payload = body or b""
-        exchange = self._begin(method, path, payload)
         started = time.perf_counter()
         runner = self._runner
         if runner is None:
             return _answer(exchange, None, (), b"", "connection", "driver not started", 0.0)
         if self.dead:
             return _answer(exchange, None, (), b"", "timeout", self._dead_detail(), 0.0)
-        request = _asgi_request(self.app, method, path, payload, self._state())
+        limit = self.bounds.max_body_bytes
+        request = _asgi_request(self.app, method, path, payload, self._state(), limit)
         try:
-            status, headers, content, error = runner.run(request, timeout, f"{method} {path}")
+            status, headers, content, total, error = runner.run(
+                request, timeout, f"{method} {path}"
+            )
         except CallFailedError as failure:
             detail = failure.detail
             if failure.renew:
@@ -181,7 +187,7 @@ class InProcessDriver(_RecordingDriver):
             if status is None:
                 return _answer(exchange, None, (), b"", "crash", error, elapsed)
             return _answer(exchange, status, headers, content, "crash", error, elapsed)
-        return _answer(exchange, status, headers, content, None, "", elapsed)
+        return _answer(exchange, status, headers, content, None, "", elapsed, total=total)
 
     def _restart(self, runner: Runner) -> str:
         """After the loop was replaced: the lifespan again on the new one, or dead."""
@@ -215,13 +221,14 @@ class InProcessDriver(_RecordingDriver):
         runner.close(shutdown, timeout)
 
 
-_Result = tuple[int | None, list[tuple[str, str]], bytes, str | None]
+_Result = tuple[int | None, list[tuple[str, str]], bytes, int, str | None]
 
 
 async def _asgi_request(
-    app: ASGIApp, method: str, path: str, body: bytes, state: dict[str, Any]
+    app: ASGIApp, method: str, path: str, body: bytes, state: dict[str, Any], limit: int
 ) -> _Result:
-    """One HTTP request straight into an ASGI app: (status, headers, body, error)."""
+    """One HTTP request straight into an ASGI app: (status, headers, the body's first
+    ``limit`` bytes, its total size, error)."""
     raw_path, _, query = path.partition("?")
     headers = [(b"host", b"connector"), (b"content-length", str(len(body)).encode())]
     if body:
@@ -246,6 +253,7 @@ async def _asgi_request(
     status: int | None = None
     out_headers: list[tuple[str, str]] = []
     chunks: list[bytes] = []
+    kept = total = 0
 
     async def receive() -> Message:
         nonlocal sent_body
@@ -256,21 +264,25 @@ async def _asgi_request(
         return {"type": "http.disconnect"}
 
     async def send(message: Message) -> None:
-        nonlocal status
+        nonlocal status, kept, total
         if message["type"] == "http.response.start":
             status = int(message["status"])
             out_headers.extend(
                 (k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", ())
             )
         elif message["type"] == "http.response.body":
-            chunks.append(bytes(message.get("body", b"")))
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if kept < limit:
+                chunks.append(bytes(chunk[: limit - kept]))
+                kept += len(chunks[-1])
             if not message.get("more_body", False):
                 done.set()
 
     try:
         await app(scope, receive, send)
     except Exception as exc:
-        return status, out_headers, b"".join(chunks), _describe(exc)
+        return status, out_headers, b"".join(chunks), total, _describe(exc)
     if status is None:
-        return None, [], b"", "the app returned without sending an answer"
-    return status, out_headers, b"".join(chunks), None
+        return None, [], b"", 0, "the app returned without sending an answer"
+    return status, out_headers, b"".join(chunks), total, None
