@@ -155,6 +155,8 @@ class ConnectorDriver(Protocol):
         """Release the connector (idempotent)."""
 
 
+PROBE_TAG = "liveness_probe"
+"""The trace tag of the driver's own ``GET /v1/status`` after calls went unanswered."""
 NOT_HTTP = "not HTTP"
 """How a failure's detail starts when the connector answered bytes that are not HTTP."""
 
@@ -180,6 +182,7 @@ def _answer(
                 f"answer {status} is {_size(total)}, more than the {_size(len(body))} the "
                 f"harness reads: too large to judge (it starts {body[:100]!r})"
             )
+            body = body[:_OVERSIZE_KEPT]  # not judged: keep what shows it, not megabytes
         else:
             try:
                 parsed = json.loads(body) if body else None
@@ -206,6 +209,9 @@ def _size(count: int) -> str:
     return f"{count} bytes"
 
 
+_OVERSIZE_KEPT = 1024
+"""Bytes of a too-large answer kept in the answer and the trace."""
+
 _SILENT: frozenset[FailureKind | None] = frozenset({"timeout", "connection"})
 
 
@@ -224,8 +230,6 @@ class _RecordingDriver:
         self.trace = trace
         self.bounds = bounds if bounds is not None else Bounds()
         self.stall: Stall | None = None
-        self._silent = 0
-        self._last_silent: Answer | None = None
 
     def _begin(self, method: str, path: str, body: bytes) -> Exchange | None:
         if self.trace is None:
@@ -257,8 +261,10 @@ class _RecordingDriver:
         return None
 
     def _count(self, answer: Answer, timeout: float) -> None:
+        """Count the calls in a row without an HTTP answer (across the verification's runs:
+        the counter is in the shared bounds); give up when there are too many."""
         if answer.status is not None or answer.failure not in _SILENT:
-            self._silent = 0
+            self.bounds.silent_calls = 0
             gone = self._lost() if answer.failure == "crash" else None
             if gone is not None:
                 self.stall = Stall("lost", gone)
@@ -269,14 +275,13 @@ class _RecordingDriver:
         if gone is not None:
             self.stall = Stall("lost", gone)
             return
-        self._silent += 1
-        self._last_silent = answer
-        if self._silent >= self.bounds.max_silent_calls:
+        self.bounds.silent_calls += 1
+        if self.bounds.silent_calls >= self.bounds.max_silent_calls:
             self.stall = self._probe(answer, timeout)
 
     def _probe(self, last: Answer, timeout: float) -> Stall:
         """One ``GET /v1/status``, patient: does the connector still answer at all?"""
-        count = self._silent
+        count = self.bounds.silent_calls
         calls = f"{count} calls in a row got no answer within {timeout:g} s"
         shown = f"last: {last.describe()}"
         patience = self.bounds.cap(timeout * self.bounds.patience)
@@ -284,7 +289,7 @@ class _RecordingDriver:
             return Stall("deadline", f"{self.bounds.deadline_label()} passed ({calls})")
         exchange = self._begin("GET", "/v1/status", b"")
         if exchange is not None:
-            exchange.tags["probe"] = "status after calls went unanswered"
+            exchange.tags[PROBE_TAG] = "status after calls went unanswered"
         probe = self._send("GET", "/v1/status", b"", exchange, patience)
         if probe.status is None:
             gone = self._lost()
