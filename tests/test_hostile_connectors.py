@@ -1,0 +1,246 @@
+"""`feed-harness verify` against connectors that misbehave: a verdict in bounded time and
+memory, an exit code (1 or 3), no traceback, a message that names the problem, and no
+process left behind.
+
+The connectors are small programs under ``tests/hostile_connectors/``. Wall-time
+assertions are safety nets that prove termination (generous), not speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.hostile_connectors import DYING, HOSTILE, group_has_live_members, running
+
+TERMINATES = 120.0
+"""Seconds within which every misbehaving connector must be judged (a safety net)."""
+_RUN_VERIFY = (
+    "import resource, sys\n"
+    "from harness.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "sys.stderr.write(f'\\nPEAK_RSS_KIB={peak}\\n')\n"
+    "sys.exit(code)\n"
+)
+
+
+@dataclass
+class Verdict:
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+    peak_rss_mib: float | None
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def hostile(mode: str) -> str:
+    return f"{sys.executable} {HOSTILE} {mode}"
+
+
+def verify(*args: str, env: dict[str, str] | None = None) -> Verdict:
+    """``feed-harness verify ARGS`` in a child process, killed if it outlives the net."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN_VERIFY, "verify", *args],
+        capture_output=True,
+        text=True,
+        timeout=TERMINATES + 60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    seconds = time.monotonic() - started
+    peak = None
+    for line in done.stderr.splitlines():
+        if line.startswith("PEAK_RSS_KIB="):
+            peak = int(line.split("=", 1)[1]) / 1024
+    return Verdict(done.returncode, done.stdout, done.stderr, seconds, peak)
+
+
+def assert_judged(verdict: Verdict, code: int) -> None:
+    assert verdict.code == code, verdict.output[-3000:]
+    assert verdict.seconds < TERMINATES, verdict.output[-3000:]
+    assert "Traceback" not in verdict.output, verdict.output[-3000:]
+
+
+def clause(report: Path, clause_id: str) -> dict[str, Any]:
+    data = json.loads(report.read_text())
+    (found,) = [c for c in data["clauses"] if c["id"] == clause_id]
+    return dict(found)
+
+
+def test_a_connector_that_never_answers_is_unreachable() -> None:
+    verdict = verify("--cmd", hostile("hang"))
+    assert_judged(verdict, 3)
+    assert "did not answer GET /v1/status with 200" in verdict.stderr
+    assert "ReadTimeout" in verdict.stderr
+
+
+def test_a_connector_that_exits_at_start_is_unreachable_with_its_output() -> None:
+    verdict = verify("--cmd", hostile("exit"))
+    assert_judged(verdict, 3)
+    assert "exited with code 4 before answering GET /v1/status" in verdict.stderr
+    assert "cannot read PARTNER_KEY" in verdict.stderr
+
+
+@pytest.mark.parametrize(
+    "options", [("--call-timeout", "2"), ()], ids=["call-timeout-2", "defaults"]
+)
+def test_a_connector_that_hangs_after_status_is_unreachable(options: tuple[str, ...]) -> None:
+    verdict = verify("--cmd", hostile("hang-after-status"), *options)
+    assert_judged(verdict, 3)
+    assert "never answered" in verdict.stderr
+    assert "3 call(s) sent (3 timeout)" in verdict.stderr
+    assert "the connector stopped answering" in verdict.stderr
+
+
+def test_garbage_after_a_good_status_is_named_garbage() -> None:
+    verdict = verify("--cmd", hostile("garbage"), "--call-timeout", "2")
+    assert_judged(verdict, 3)
+    assert "never gave an HTTP answer" in verdict.stderr
+    assert "got garbage instead" in verdict.stderr
+    assert "never answered:" not in verdict.stderr
+    assert "SSH-2.0" in verdict.stderr  # the bytes it sent, shown
+
+
+def test_html_instead_of_json_fails_the_wire_schema(tmp_path: Path) -> None:
+    report = tmp_path / "verdict.json"
+    verdict = verify(
+        "--cmd", hostile("wrong-content-type"), "--clauses", "WIRE-SCHEMA", "--json", str(report)
+    )
+    assert_judged(verdict, 1)
+    schema = clause(report, "WIRE-SCHEMA")
+    assert schema["outcome"] == "failed"
+    assert "not-json" in schema["message"]
+    assert "text/html" in schema["message"]
+
+
+def test_a_slow_connector_fails_wire_latency_and_is_not_killed(tmp_path: Path) -> None:
+    report = tmp_path / "verdict.json"
+    verdict = verify(
+        "--cmd",
+        hostile("slow"),
+        "--call-timeout",
+        "2",
+        "--clauses",
+        "WIRE-LATENCY",
+        "--json",
+        str(report),
+        env={"HOSTILE_DELAY": "3"},
+    )
+    assert_judged(verdict, 1)
+    latency = clause(report, "WIRE-LATENCY")
+    assert latency["outcome"] == "failed"
+    assert "the connector is too slow" in latency["message"]
+    assert "GET /v1/status took 3." in latency["message"]
+
+
+def test_huge_answers_are_judged_in_bounded_memory(tmp_path: Path) -> None:
+    report = tmp_path / "verdict.json"
+    verdict = verify(
+        "--cmd",
+        hostile("huge"),
+        "--clauses",
+        "WIRE-SCHEMA",
+        "--json",
+        str(report),
+        env={"HOSTILE_MB": "50"},
+    )
+    assert_judged(verdict, 1)
+    assert clause(report, "WIRE-SCHEMA")["outcome"] == "failed"
+    assert verdict.peak_rss_mib is not None
+    # dozens of 50 MiB answers: kept whole, they would take gigabytes
+    assert verdict.peak_rss_mib < 400, verdict.peak_rss_mib
+
+
+def test_a_connector_that_dies_mid_run_is_exit_3_with_the_report_of_what_ran(
+    tmp_path: Path,
+) -> None:
+    report = tmp_path / "verdict.json"
+    junit = tmp_path / "verdict.xml"
+    dying = f"{sys.executable} {DYING}"
+    verdict = verify("--cmd", dying, "--json", str(report), "--junit-xml", str(junit))
+    assert_judged(verdict, 3)
+    assert "was lost in run lifecycle" in verdict.stderr
+    assert "exited with code 7" in verdict.stderr
+    assert clause(report, "CREATE-OK")["outcome"] == "passed"  # judged before it died
+    not_run = clause(report, "CREATE-INVALID-CONFIG")
+    assert not_run["outcome"] == "failed"
+    assert "not run" in not_run["message"]
+    assert "exited with code 7" in not_run["message"]
+    assert "CREATE-OK" in junit.read_text()
+
+
+# --------------------------------------------------------------------------- stop signals
+
+
+@pytest.fixture
+def pid_file(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "connector.pids"
+    yield path
+    if path.exists():  # never leave a connector behind, even when the test fails
+        for pid in _pids(path):
+            _kill_quietly(pid)
+
+
+def _pids(path: Path) -> list[int]:
+    return [int(line) for line in path.read_text().split()]
+
+
+def _kill_quietly(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_stops_the_connector_group_and_writes_the_reports(
+    tmp_path: Path, pid_file: Path, signum: signal.Signals
+) -> None:
+    report = tmp_path / "verdict.json"
+    junit = tmp_path / "verdict.xml"
+    env = {**os.environ, "HOSTILE_PIDFILE": str(pid_file), "HOSTILE_CHILD": "1"}
+    command = [sys.executable, "-m", "harness", "verify", "--cmd", hostile("hang-after-status")]
+    command += ["--json", str(report), "--junit-xml", str(junit)]
+    started = time.monotonic()
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        while not pid_file.exists() and time.monotonic() - started < 60:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.1)
+        leader, child = _pids(pid_file)
+        assert running(leader)
+        assert running(child)
+        time.sleep(1.0)  # the harness is now waiting on a call that hangs
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 128 + signum, stderr[-3000:]
+    assert "Traceback" not in stdout + stderr
+    assert f"interrupted by {signum.name}" in stderr
+    assert not running(leader)
+    assert not running(child)  # the connector's own child: the whole group was stopped
+    assert not group_has_live_members(leader)
+    creation = clause(report, "CREATE-OK")
+    assert creation["outcome"] == "failed"
+    assert f"interrupted by {signum.name}" in creation["message"]
+    assert "CREATE-OK" in junit.read_text()
