@@ -8,6 +8,7 @@ assertions are safety nets that prove termination (generous), not speed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -22,6 +23,9 @@ from typing import Any
 
 import pytest
 
+from harness import engine
+from harness.errors import ConnectorUnreachableError
+from harness.targets import make_target
 from tests.hostile_connectors import DYING, HOSTILE, group_has_live_members, running
 
 TERMINATES = 120.0
@@ -244,3 +248,63 @@ def test_a_stop_signal_stops_the_connector_group_and_writes_the_reports(
     assert creation["outcome"] == "failed"
     assert f"interrupted by {signum.name}" in creation["message"]
     assert "CREATE-OK" in junit.read_text()
+
+
+def test_a_url_connector_that_dies_keeps_the_runs_already_judged(tmp_path: Path) -> None:
+    from harness.drivers import free_port
+
+    report = tmp_path / "verdict.json"
+    plugin_port, gateway_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "PLUGIN_PORT": str(plugin_port),
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(gateway_port),
+        "PLUGIN_WORKER_ID": "worker-url",
+        "PLUGIN_AUTHENTICATION_TOKEN": "tok-url-test-0001",
+    }
+    connector = subprocess.Popen(
+        [sys.executable, str(DYING)], env=env, stdout=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        url = f"http://127.0.0.1:{plugin_port}"
+        verdict = verify(
+            "--url", url, "--gateway-port", str(gateway_port), "--json", str(report), env=env
+        )
+    finally:
+        if connector.poll() is None:
+            connector.kill()
+        connector.wait(10)
+    assert connector.returncode == 7  # it died as planned, during the first run
+    assert_judged(verdict, 3)
+    assert "was lost in run lifecycle" in verdict.stderr
+    assert "the connector stopped answering" in verdict.stderr
+    assert clause(report, "CREATE-OK")["outcome"] == "passed"
+    assert "not run" in clause(report, "CREATE-INVALID-CONFIG")["message"]
+
+
+# --------------------------------------------------------------------------- in-process
+
+
+async def hanging_connector(scope: Any, receive: Any, send: Any) -> None:
+    """An in-process connector whose every answer hangs (its lifespan aside)."""
+    if scope["type"] == "http":
+        await asyncio.Event().wait()
+
+
+def test_an_in_process_connector_that_hangs_is_unreachable() -> None:
+    started = time.monotonic()
+    with pytest.raises(ConnectorUnreachableError, match="never answered") as caught:
+        engine.verify(make_target(hanging_connector), call_timeout=0.2)
+    assert time.monotonic() - started < TERMINATES
+    assert "3 call(s) sent (3 timeout)" in str(caught.value)
+
+
+def test_the_deadline_stops_the_runs_and_their_clauses_say_so() -> None:
+    started = time.monotonic()
+    report = engine.verify(deadline=1.0)
+    assert time.monotonic() - started < TERMINATES
+    assert report.failed
+    cut = [r for r in report.results if "the --deadline of 1 s passed" in r.message]
+    assert cut, [r.message for r in report.results]
+    assert all(r.outcome == "failed" for r in cut)
