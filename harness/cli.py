@@ -135,9 +135,9 @@ def _verify(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_UNREACHABLE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # a stop signal after the runs, while judging
         print("feed-harness verify: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + getattr(exc, "signum", EXIT_INTERRUPTED - 128)
     return _finish(report, outputs, EXIT_FAILED if report.failed else EXIT_OK)
 
 

@@ -26,7 +26,7 @@ import pytest
 from harness import engine
 from harness.errors import ConnectorUnreachableError
 from harness.targets import make_target
-from tests.hostile_connectors import DYING, HOSTILE, group_has_live_members, running
+from tests.hostile_connectors import FLAWED, HOSTILE, group_has_live_members, running
 
 TERMINATES = 120.0
 """Seconds within which every misbehaving connector must be judged (a safety net)."""
@@ -113,6 +113,36 @@ def test_a_connector_that_hangs_after_status_is_unreachable(options: tuple[str, 
     assert "the connector stopped answering" in verdict.stderr
 
 
+def test_a_connector_that_only_answers_status_is_unreachable_after_two_runs() -> None:
+    verdict = verify("--cmd", hostile("hang-calls"), "--call-timeout", "1")
+    assert_judged(verdict, 3)
+    assert "never answered" in verdict.stderr
+    assert "though GET /v1/status still answers 200" in verdict.stderr
+    assert "gave up on the connector in run lifecycle" in verdict.stderr
+    assert "gave up on the connector in run invalid-config" in verdict.stderr
+    assert "run 3/" not in verdict.stderr  # the second run that hangs ends the runs
+
+
+def test_one_route_that_hangs_spoils_one_run_not_all(tmp_path: Path) -> None:
+    report = tmp_path / "verdict.json"
+    flawed = f"{sys.executable} {FLAWED} hangs-on-empty-bodies"
+    verdict = verify(
+        "--cmd",
+        flawed,
+        "--call-timeout",
+        "1",
+        "--clauses",
+        "WIRE-EMPTY-BODY,CREATE-INVALID-CONFIG",
+        "--json",
+        str(report),
+    )
+    assert_judged(verdict, 1)
+    empty = clause(report, "WIRE-EMPTY-BODY")
+    assert empty["outcome"] == "failed"
+    assert "hang (no answer in time)" in empty["message"]
+    assert clause(report, "CREATE-INVALID-CONFIG")["outcome"] == "passed"  # its run ran
+
+
 def test_garbage_after_a_good_status_is_named_garbage() -> None:
     verdict = verify("--cmd", hostile("garbage"), "--call-timeout", "2")
     assert_judged(verdict, 3)
@@ -177,7 +207,7 @@ def test_a_connector_that_dies_mid_run_is_exit_3_with_the_report_of_what_ran(
 ) -> None:
     report = tmp_path / "verdict.json"
     junit = tmp_path / "verdict.xml"
-    dying = f"{sys.executable} {DYING}"
+    dying = f"{sys.executable} {FLAWED} dies"
     verdict = verify("--cmd", dying, "--json", str(report), "--junit-xml", str(junit))
     assert_judged(verdict, 3)
     assert "was lost in run lifecycle" in verdict.stderr
@@ -264,7 +294,10 @@ def test_a_url_connector_that_dies_keeps_the_runs_already_judged(tmp_path: Path)
         "PLUGIN_AUTHENTICATION_TOKEN": "tok-url-test-0001",
     }
     connector = subprocess.Popen(
-        [sys.executable, str(DYING)], env=env, stdout=subprocess.DEVNULL, start_new_session=True
+        [sys.executable, str(FLAWED), "dies"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         url = f"http://127.0.0.1:{plugin_port}"

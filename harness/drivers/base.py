@@ -256,8 +256,9 @@ class _RecordingDriver:
     ) -> Answer:
         raise NotImplementedError
 
-    def _lost(self) -> str | None:
-        """Why the connector is gone for good, if the driver knows (its process exited)."""
+    def _lost(self, settle: float = 0.0) -> str | None:
+        """Why the connector is gone for good, if the driver knows (its process exited);
+        ``settle``: real seconds to let a process that is dying finish exiting."""
         return None
 
     def _count(self, answer: Answer, timeout: float) -> None:
@@ -292,13 +293,14 @@ class _RecordingDriver:
             exchange.tags[PROBE_TAG] = "status after calls went unanswered"
         probe = self._send("GET", "/v1/status", b"", exchange, patience)
         if probe.status is None:
-            gone = self._lost()
+            gone = self._lost(settle=1.0)
             return Stall(
                 "lost",
                 gone
                 or f"the connector stopped answering: {calls} ({shown}) and GET /v1/status got "
                 f"none in {patience:g} s either ({probe.describe()})",
             )
+        self.bounds.silent_calls = 0  # it answered: the next run counts afresh
         if probe.real_seconds > timeout:
             return Stall(
                 "slow",

@@ -125,10 +125,17 @@ class CommandDriver(_HttpDriver):
         gone = self._lost() if kind == "connection" else None
         return ("crash", gone) if gone is not None else (kind, detail)
 
-    def _lost(self) -> str | None:
+    def _lost(self, settle: float = 0.0) -> str | None:
         process = self.process
-        if process is None or process.poll() is None:
+        if process is None:
             return None
+        if settle and process.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(settle)
+        if process.poll() is None:
+            return None
+        if self._reader is not None:
+            self._reader.join(0.2)  # its last lines, unless a child still holds the pipe
         tail = self._mask("\n".join(list(self._output)[-5:]))
         return f"the connector exited with code {process.returncode}: {tail}"
 
@@ -139,7 +146,11 @@ class CommandDriver(_HttpDriver):
         process, self.process = self.process, None
         if process is None:
             return
-        _stop_group(process, self.stop_grace)
+        try:
+            _stop_group(process, self.stop_grace)
+        except BaseException:  # a stop signal while we waited: no grace left
+            _signal_group(process, signal.SIGKILL)
+            raise
         if self._reader is not None:
             self._reader.join(1.0)
         if process.stdout is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HOSTILE = Path(__file__).parent / "hostile.py"
-DYING = Path(__file__).parent / "dying.py"
+FLAWED = Path(__file__).parent / "flawed.py"
 
 
 def _stat_fields(pid: int) -> list[str] | None:

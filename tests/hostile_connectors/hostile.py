@@ -4,6 +4,7 @@ Usage: ``python hostile.py MODE`` on ``127.0.0.1:$PLUGIN_PORT``. Modes:
 
 * ``hang``: accepts connections, never answers (not even ``GET /v1/status``);
 * ``hang-after-status``: answers the first ``GET /v1/status``, then never answers;
+* ``hang-calls``: answers ``GET /v1/status`` always, never anything else;
 * ``exit``: prints an error and exits with code 4 at once;
 * ``garbage``: answers the first ``GET /v1/status``, then bytes that are not HTTP;
 * ``wrong-content-type``: 200 ``text/html`` pages instead of JSON (status aside);
@@ -63,7 +64,10 @@ class Handler(socketserver.StreamRequestHandler):
     def answer(self, words: list[str]) -> bool:
         is_status = words == ["GET", "/v1/status"]
         first_status = is_status and _status_answered.acquire(blocking=False)
-        if MODE == "hang" or (MODE == "hang-after-status" and not first_status):
+        hangs_here = (MODE == "hang-after-status" and not first_status) or (
+            MODE == "hang-calls" and not is_status
+        )
+        if MODE == "hang" or hangs_here:
             FOREVER.wait()
         if MODE == "garbage" and not first_status:
             self.wfile.write(b"\x00\xff\xfe SSH-2.0-OpenSSH_9.6 garbage \x07\r\n\r\n")
