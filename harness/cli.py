@@ -137,7 +137,7 @@ def _verify(args: argparse.Namespace) -> int:
         return EXIT_UNREACHABLE
     except KeyboardInterrupt as exc:  # a stop signal after the runs, while judging
         print("feed-harness verify: interrupted", file=sys.stderr)
-        return 128 + getattr(exc, "signum", EXIT_INTERRUPTED - 128)
+        return 128 + int(getattr(exc, "signum", signal.SIGINT))
     return _finish(report, outputs, EXIT_FAILED if report.failed else EXIT_OK)
 
 

@@ -92,12 +92,16 @@ class _HttpDriver(_RecordingDriver):
         """The body's first bytes, its size, and whether it was still coming at ``ends``."""
         keep = self.bounds.max_body_bytes
         most = keep * self.bounds.max_read_factor
+        declared = response.headers.get("content-length", "")
+        size = int(declared) if declared.isdigit() else None
         kept = bytearray()
         total = 0
         for chunk in response.iter_bytes():
             total += len(chunk)
             if len(kept) < keep:
                 kept += chunk[: keep - len(kept)]
+            if size is not None and size > keep and len(kept) >= keep:
+                return bytes(kept), max(size, total), False  # its size is known: stop here
             if total > most:
                 break  # enough to say it is too large; the connection is dropped
             if time.perf_counter() > ends:
