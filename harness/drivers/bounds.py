@@ -60,6 +60,8 @@ class Bounds:
     max_read_factor: int = 16
     """An answer is read (and counted) up to this many ``max_body_bytes``, then dropped."""
     started: float = field(default_factory=time.monotonic)
+    silent_calls: int = 0
+    """Calls in a row (across runs) that got no HTTP answer; any answer resets it."""
 
     def remaining(self) -> float | None:
         """Real seconds left before the deadline (``None``: no deadline)."""
