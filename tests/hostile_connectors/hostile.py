@@ -9,7 +9,8 @@ Usage: ``python hostile.py MODE`` on ``127.0.0.1:$PLUGIN_PORT``. Modes:
 * ``garbage``: answers the first ``GET /v1/status``, then bytes that are not HTTP;
 * ``wrong-content-type``: 200 ``text/html`` pages instead of JSON (status aside);
 * ``slow``: every answer correct-looking but after ``$HOSTILE_DELAY`` seconds;
-* ``huge``: every answer but status is ``$HOSTILE_MB`` MB (default 50) of JSON.
+* ``huge``: every answer but status is ``$HOSTILE_MB`` MB (default 50) of JSON (chunked,
+  without a content-length, if ``$HOSTILE_CHUNKED`` is set).
 
 ``$HOSTILE_PIDFILE`` gets the process id (and with ``$HOSTILE_CHILD`` set, the id of a
 sleeping child it starts in its process group), one a line.
@@ -95,7 +96,16 @@ def main() -> None:
         sys.exit(4)
     if MODE == "huge":
         size = int(float(os.environ.get("HOSTILE_MB", "50")) * 1024 * 1024)
-        _HUGE.append(_http(200, b'{"status":"ok","data":"' + b"x" * size + b'"}'))
+        body = b'{"status":"ok","data":"' + b"x" * size + b'"}'
+        if os.environ.get("HOSTILE_CHUNKED"):  # no content-length: the size is not announced
+            step = 1024 * 1024
+            pieces = [body[i : i + step] for i in range(0, len(body), step)]
+            head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            head += b"transfer-encoding: chunked\r\n\r\n"
+            chunks = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces)
+            _HUGE.append(head + chunks + b"0\r\n\r\n")
+        else:
+            _HUGE.append(_http(200, body))
     pids = [os.getpid()]
     if os.environ.get("HOSTILE_CHILD"):
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
