@@ -343,3 +343,30 @@ def test_the_deadline_stops_the_runs_and_their_clauses_say_so() -> None:
     cut = [r for r in report.results if "the --deadline of 1 s passed" in r.message]
     assert cut, [r.message for r in report.results]
     assert all(r.outcome == "failed" for r in cut)
+
+
+def test_a_connector_that_cannot_be_started_again_keeps_the_runs_judged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As a ``--url`` connector that died between two runs: the next start fails."""
+    from harness.clauses import runs as run_module
+    from harness.drivers import ConnectorStartError
+
+    real = run_module.execute_run
+    started: list[str] = []
+
+    def dies_after_the_first(spec: Any, target: Any, **options: Any) -> Any:
+        started.append(spec.name)
+        if len(started) > 1:
+            raise ConnectorStartError("the connector did not answer GET /v1/status with 200")
+        return real(spec, target, **options)
+
+    monkeypatch.setattr(run_module, "execute_run", dies_after_the_first)
+    with pytest.raises(engine.ConnectorLostError) as caught:
+        engine.verify(clauses=["CREATE-OK", "CREATE-INVALID-CONFIG"])
+    assert started == ["lifecycle", "invalid-config"]
+    assert "lost before run invalid-config: it could not be started again" in str(caught.value)
+    results = {r.id: r for r in caught.value.report.results}
+    assert results["CREATE-OK"].outcome == "passed"
+    assert results["CREATE-INVALID-CONFIG"].outcome == "failed"
+    assert "could not be started again" in results["CREATE-INVALID-CONFIG"].message
