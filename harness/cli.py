@@ -8,15 +8,18 @@ commands so ``feed-harness --help`` is fast.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import shutil
+import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from harness import __version__
@@ -24,6 +27,9 @@ from harness import __version__
 if TYPE_CHECKING:
     from fake_partner import Partner
     from harness.gateway import Gateway
+    from harness.report import Report
+
+    Writer = Callable[[Report, str], None]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -53,7 +59,9 @@ connector (at most one; default: the built-in reference connector, in-process):
                             values; stop it before verifying (verify needs the port).
 
 exit codes: 0 every clause passed, 1 a clause failed, 2 usage or scenario error,
-3 the connector could not be started or reached.
+3 the connector could not be started or reached (or was lost on the way: the runs that
+ended before are still reported), 128+N stopped by signal N (SIGINT 130, SIGTERM 143:
+the connector is stopped and what was judged is reported).
 """
 
 SERVE_EPILOG = f"""\
@@ -71,14 +79,9 @@ PLUGIN_WORKER_ID / PLUGIN_AUTHENTICATION_TOKEN already set in the environment ar
 def _verify(args: argparse.Namespace) -> int:
     from fake_partner import ScenarioError
     from harness.clauses.registry import UnknownClauseError
-    from harness.drivers import ConnectorLoadError, ConnectorStartError
-    from harness.report import (
-        format_exchanges,
-        format_table,
-        write_html,
-        write_json,
-        write_junit_xml,
-    )
+    from harness.drivers import DEFAULT_DEADLINE, ConnectorLoadError, ConnectorStartError
+    from harness.engine import ConnectorLostError, VerificationInterrupted
+    from harness.report import write_html, write_json, write_junit_xml
     from harness.verify import (
         ConnectorUnreachableError,
         VerifyUsageError,
@@ -106,7 +109,7 @@ def _verify(args: argparse.Namespace) -> int:
         target = make_target(
             args.connector, cmd=args.cmd, url=args.url, gateway_port=args.gateway_port
         )
-        with _progress_line(sys.stderr) as progress:
+        with _progress_line(sys.stderr) as progress, _stop_signals():
             report = verify(
                 target,
                 clauses=clauses,
@@ -114,6 +117,8 @@ def _verify(args: argparse.Namespace) -> int:
                 scenario=args.scenario,
                 profile=args.profile,
                 progress=progress,
+                call_timeout=args.call_timeout,
+                deadline=args.deadline if args.deadline is not None else DEFAULT_DEADLINE,
             )
     except UnknownClauseError as exc:
         return _usage(str(exc))
@@ -121,18 +126,39 @@ def _verify(args: argparse.Namespace) -> int:
         return _usage(f"--scenario: {exc}")
     except VerifyUsageError as exc:
         return _usage(str(exc))
+    except ConnectorLostError as exc:
+        print(f"feed-harness verify: {exc}", file=sys.stderr)
+        return _finish(exc.report, outputs, EXIT_UNREACHABLE, verbose=args.verbose)
+    except VerificationInterrupted as exc:
+        print(f"feed-harness verify: {exc}; the connector was stopped", file=sys.stderr)
+        return _finish(exc.report, outputs, 128 + exc.signum, verbose=args.verbose)
     except (ConnectorStartError, ConnectorLoadError, ConnectorUnreachableError) as exc:
         print(
             f"feed-harness verify: the connector could not be started or reached: {exc}",
             file=sys.stderr,
         )
         return EXIT_UNREACHABLE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # a stop signal after the runs, while judging
         print("feed-harness verify: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + int(getattr(exc, "signum", signal.SIGINT))
+    code = EXIT_FAILED if report.failed or (args.strict and report.warned) else EXIT_OK
+    return _finish(report, outputs, code, verbose=args.verbose)
+
+
+def _finish(
+    report: Report,
+    outputs: Sequence[tuple[str, str, Writer]],
+    code: int,
+    *,
+    verbose: bool = False,
+) -> int:
+    """Print the clause table (and with ``verbose`` the failing exchanges), write the
+    reports asked for, a line each; ``code`` unless one cannot be written."""
+    from harness.report import format_exchanges, format_table
+
     out = OutputStyle.of(sys.stdout)
     print(format_table(report, width=out.width, full=not out.tty, color=out.color))
-    if args.verbose:
+    if verbose:
         shown = format_exchanges(report)
         if shown:
             print(f"\nfailing exchanges (redacted):\n{shown}")
@@ -142,7 +168,32 @@ def _verify(args: argparse.Namespace) -> int:
         except OSError as exc:
             return _usage(f"{option} {path}: cannot write it: {exc.strerror}")
         print(f"wrote {option} {Path(path).resolve()}")
-    return EXIT_FAILED if report.failed or (args.strict and report.warned) else EXIT_OK
+    return code
+
+
+@contextmanager
+def _stop_signals() -> Iterator[None]:
+    """SIGTERM (what ``timeout`` and CI runners send) and SIGINT stop the verification:
+    the connector's process group is stopped and what was judged is still reported. A
+    second signal while it stops is ignored (the stop itself is bounded)."""
+    from harness.engine import StopSignal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if not received:
+            received.append(signum)
+            raise StopSignal(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class OutputStyle:
@@ -416,6 +467,16 @@ def _port(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text}: give a positive number of seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one sub-command per job."""
     parser = argparse.ArgumentParser(
@@ -513,6 +574,20 @@ def _add_verify(sub: Any) -> None:
         "--strict",
         action="store_true",
         help="a warning clause that fails (outcome warned) fails the verification (exit 1)",
+    )
+    verify.add_argument(
+        "--call-timeout",
+        type=_seconds,
+        metavar="S",
+        help="real seconds the connector may take to answer one call (default 10); a later "
+        "answer fails WIRE-LATENCY, and after 3 unanswered calls in a row the harness gives up",
+    )
+    verify.add_argument(
+        "--deadline",
+        type=_seconds,
+        metavar="S",
+        help="real seconds the whole verification may take (default 600); the runs left "
+        "then are not run and their clauses fail saying so",
     )
     verify.add_argument("--junit-xml", metavar="PATH", help="write JUnit XML, one case per clause")
     verify.add_argument("--json", metavar="PATH", help="write the verdict as JSON")

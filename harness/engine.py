@@ -8,14 +8,20 @@ except a connector that cannot be started or reached at all (``ConnectorStartErr
 
 from __future__ import annotations
 
+import collections
+import math
 import shlex
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.clauses.evidence import Evidence, RunRecord, not_implemented
+from harness.clauses.evidence import Evidence, RunRecord, RunSpec, not_implemented
 from harness.clauses.registry import Clause, Verdict, select_clauses
+from harness.drivers.base import NOT_HTTP, PROBE_TAG
+from harness.drivers.bounds import DEFAULT_DEADLINE, Bounds, Stall, use_bounds
 from harness.errors import ConnectorUnreachableError, VerifyUsageError
 from harness.excerpts import feed_accounting, ledger_window, run_seconds, trace_excerpt
 from harness.profiles import DEFAULT_PROFILE, check_profile, use_profile
@@ -26,9 +32,45 @@ if TYPE_CHECKING:
     from fake_partner import Scenario
     from harness.trace import Exchange
 
-__all__ = ["Progress", "not_implemented_routes", "reproduce_command", "verify"]
+__all__ = [
+    "ConnectorLostError",
+    "Progress",
+    "StopSignal",
+    "VerificationInterrupted",
+    "not_implemented_routes",
+    "reproduce_command",
+    "verify",
+]
 
 Progress = Callable[[str], None]
+
+
+class StopSignal(KeyboardInterrupt):
+    """A stop signal (SIGTERM, SIGINT) asked the verification to stop: raised by the CLI's
+    handler; a ``KeyboardInterrupt`` so that nothing on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class VerificationInterrupted(KeyboardInterrupt):
+    """A stop signal ended the verification; ``report`` judges the runs that had ended
+    (the connector was stopped first)."""
+
+    def __init__(self, signum: int, report: Report) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+        self.report = report
+
+
+class ConnectorLostError(ConnectorUnreachableError):
+    """The connector answered, then was lost (its process exited, it could not be started
+    or reached again, or it stopped answering at all); ``report`` judges what ran."""
+
+    def __init__(self, message: str, report: Report) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 def verify(
@@ -39,20 +81,28 @@ def verify(
     scenario: str | Path | None = None,
     profile: str = DEFAULT_PROFILE,
     progress: Progress | None = None,
+    call_timeout: float | None = None,
+    deadline: float | None = DEFAULT_DEADLINE,
 ) -> Report:
     """Verify ``target`` (default: the reference connector in-process) against the clauses.
 
+    ``call_timeout`` (real seconds per call; default: each run's setting, 10 s) and
+    ``deadline`` (real seconds for everything; ``None``: none) bound the time spent on the
+    connector: once it stops answering, or the deadline passes, the remaining runs are not
+    run and their clauses fail saying why.
+
     Raises ``UnknownClauseError`` / ``ScenarioError`` / :class:`VerifyUsageError` for a
-    bad request, and ``ConnectorStartError`` / ``ConnectorLoadError`` /
-    :class:`ConnectorUnreachableError` when the connector cannot be started or reached.
+    bad request, ``ConnectorStartError`` / ``ConnectorLoadError`` /
+    :class:`ConnectorUnreachableError` when the connector cannot be started or reached,
+    :class:`ConnectorLostError` (with the report of what ran) when it was lost on the way,
+    and :class:`VerificationInterrupted` (with that report) on a stop signal.
     """
     from fake_partner import load_scenario
     from harness.clauses import runs as run_module
-    from harness.drivers import ConnectorLoadError, ConnectorStartError
-    from harness.gateway import ServeError
 
     target = target if target is not None else Target()
     check_profile(profile)
+    bounds = _bounds(call_timeout, deadline)
     loaded = load_scenario(scenario) if scenario is not None else None
     selected = select_clauses(clauses)
     say = progress if progress is not None else _silent
@@ -63,32 +113,17 @@ def verify(
     specs = list(run_module.RUNS.values())
     evidence = Evidence(seed=seed, profile=profile)
     run_errors: dict[str, str] = {}
-    with use_profile(profile):
-        for index, spec in enumerate(specs, 1):
-            say(f"run {index}/{len(specs)}: {spec.name}")
-            try:
-                record = run_module.execute_run(
-                    spec,
-                    target,
-                    seed=seed,
-                    scenario=loaded,
-                    scenario_label=str(scenario) if scenario is not None else None,
-                )
-            except (ConnectorStartError, ConnectorLoadError):
-                raise
-            except ServeError as exc:
-                raise VerifyUsageError(_serve_problem(target, exc)) from exc
-            except Exception as exc:  # a broken run script must not end the verification
-                run_errors[spec.name] = f"{type(exc).__name__}: {exc}"
-                continue
-            evidence.runs[spec.name] = record
-        _raise_if_never_answered(evidence, target)
+    with use_profile(profile), use_bounds(bounds):
+        label = str(scenario) if scenario is not None else None
+        outcome = _run_all(specs, target, seed, loaded, label, bounds, evidence, run_errors, say)
+        if outcome.signum is None:
+            _raise_if_never_answered(evidence, target, outcome.stalls)
         say(f"checking {len(selected)} clause(s)")
         results = [
             _judge(clause, evidence, run_errors, target, seed, scenario, profile)
             for clause in selected
         ]
-    return Report(
+    report = Report(
         connector=target.label,
         seed=seed,
         profile=profile,
@@ -107,6 +142,110 @@ def verify(
         ],
         warnings=unobserved_faults(evidence, loaded) if loaded is not None else [],
     )
+    if outcome.signum is not None:
+        raise VerificationInterrupted(outcome.signum, report)
+    if outcome.lost is not None:
+        raise ConnectorLostError(
+            f"the connector ({target.label}) was lost {outcome.lost}; the runs that ended "
+            "before are judged, the others were not run",
+            report,
+        )
+    return report
+
+
+def _bounds(call_timeout: float | None, deadline: float | None) -> Bounds:
+    for option, value in (("--call-timeout", call_timeout), ("--deadline", deadline)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise VerifyUsageError(f"{option} {value:g}: give a positive number of seconds")
+    return Bounds(call_timeout=call_timeout, deadline=deadline)
+
+
+_MAX_HANGING_RUNS = 2
+"""Runs in which the connector hangs on calls (though it answers ``GET /v1/status``) before
+the remaining runs are given up: one route that hangs spoils one run, not all of them."""
+
+
+@dataclass
+class _Outcome:
+    """How the runs went, beyond their records: why they stopped, if they did."""
+
+    stalls: list[Stall] = field(default_factory=list)
+    lost: str | None = None
+    """Where and how the connector was lost (exit 3, with the report)."""
+    signum: int | None = None
+    """The stop signal that ended the runs."""
+
+
+def _run_all(
+    specs: Sequence[RunSpec],
+    target: Target,
+    seed: int,
+    scenario: Scenario | None,
+    scenario_label: str | None,
+    bounds: Bounds,
+    evidence: Evidence,
+    run_errors: dict[str, str],
+    say: Progress,
+) -> _Outcome:
+    """Execute the runs in order until one gives a reason to stop; the runs not run get
+    that reason in ``run_errors``."""
+    from harness.clauses import runs as run_module
+    from harness.drivers import ConnectorLoadError, ConnectorStartError
+    from harness.gateway import ServeError
+
+    outcome = _Outcome()
+    stopped: str | None = None
+    for index, spec in enumerate(specs, 1):
+        if stopped is None and bounds.expired():
+            stopped = f"{bounds.deadline_label()} passed before it could start"
+        if stopped is not None:
+            run_errors[spec.name] = f"not run: {stopped}"
+            continue
+        say(f"run {index}/{len(specs)}: {spec.name}")
+        try:
+            record = run_module.execute_run(
+                spec, target, seed=seed, scenario=scenario, scenario_label=scenario_label
+            )
+        except KeyboardInterrupt as exc:
+            outcome.signum = getattr(exc, "signum", signal.SIGINT)
+            stopped = f"the verification was interrupted by {signal.Signals(outcome.signum).name}"
+            run_errors[spec.name] = f"cut short: {stopped} during this run"
+            continue
+        except ConnectorLoadError:
+            raise
+        except ConnectorStartError as exc:
+            if bounds.expired():
+                stopped = f"{bounds.deadline_label()} passed"
+                run_errors[spec.name] = f"cut short: {stopped} while the connector started"
+                continue
+            if not evidence.runs:
+                raise
+            first_line = str(exc).splitlines()[0]
+            outcome.lost = f"before run {spec.name}: it could not be started again: {first_line}"
+            stopped = f"the connector was lost {outcome.lost}"
+            run_errors[spec.name] = f"not run: {stopped}"
+            continue
+        except ServeError as exc:
+            raise VerifyUsageError(_serve_problem(target, exc)) from exc
+        except Exception as exc:  # a broken run script must not end the verification
+            run_errors[spec.name] = f"{type(exc).__name__}: {exc}"
+            continue
+        stall: Stall | None = getattr(record.platform.driver, "stall", None)
+        if stall is not None and stall.kind == "deadline":
+            stopped = stall.reason
+            run_errors[spec.name] = f"cut short: {stopped} during this run"
+            continue
+        evidence.runs[spec.name] = record
+        if stall is not None:
+            outcome.stalls.append(stall)
+            if stall.kind == "lost":
+                outcome.lost = f"in run {spec.name}: {stall.reason}"
+            gave_up = f"the harness gave up on the connector in run {spec.name}: {stall.reason}"
+            say(gave_up)
+            hanging = sum(s.kind == "hanging" for s in outcome.stalls)
+            if stall.kind != "hanging" or hanging >= _MAX_HANGING_RUNS:
+                stopped = gave_up
+    return outcome
 
 
 _OBSERVED_ERRORS = {
@@ -181,18 +320,39 @@ def _serve_problem(target: Target, exc: Exception) -> str:
     return f"the harness could not serve its gateway or partner on loopback: {exc}"
 
 
-def _raise_if_never_answered(evidence: Evidence, target: Target) -> None:
-    """Every call to the connector failed without an HTTP answer: it cannot be reached."""
-    exchanges = [ex for _, ex in evidence.all_connector_exchanges()]
+def _raise_if_never_answered(
+    evidence: Evidence, target: Target, stalls: Sequence[Stall] = ()
+) -> None:
+    """No call to the connector got an HTTP answer (the driver's own ``GET /v1/status``
+    probes aside): it cannot be reached, unless it was only slow (then it is judged)."""
+    if any(stall.kind == "slow" for stall in stalls):
+        return
+    exchanges = [ex for _, ex in evidence.all_connector_exchanges() if PROBE_TAG not in ex.tags]
     if not exchanges or any(ex.status is not None for ex in exchanges):
         return
-    if all(ex.failure in ("connection", "timeout") for ex in exchanges):
-        last = exchanges[-1]
+    if not all(ex.failure in ("connection", "timeout") for ex in exchanges):
+        return
+    label = target.label
+    garbage = [ex for ex in exchanges if ex.detail.startswith(NOT_HTTP)]
+    if garbage:
+        first = garbage[0]
         raise ConnectorUnreachableError(
-            f"the connector ({target.label}) never answered: {len(exchanges)} call(s), each a "
-            f"{last.failure} (last: {last.method} {last.path}: {last.detail}); check that it "
-            "is running and listening"
+            f"the connector ({label}) never gave an HTTP answer: {len(garbage)} of "
+            f"{len(exchanges)} call(s) got garbage instead (first: {first.method} {first.path}: "
+            f"{first.detail}); check that PLUGIN_PORT serves plain HTTP/1.1 and nothing else "
+            "writes to it"
         )
+    sent = [ex for ex in exchanges if not ex.detail.startswith("not sent")]
+    last = (sent or exchanges)[-1]
+    kinds = collections.Counter(str(ex.failure) for ex in sent)
+    counted = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+    skipped = len(exchanges) - len(sent)
+    why = f"; then the harness gave up: {stalls[-1].reason}" if stalls else ""
+    raise ConnectorUnreachableError(
+        f"the connector ({label}) never answered: {len(sent)} call(s) sent ({counted}), "
+        f"{skipped} not sent (last: {last.method} {last.path}: {last.detail}){why}; check "
+        "that it is running and listening"
+    )
 
 
 def _judge(

@@ -25,11 +25,13 @@ from fake_partner import (
 )
 from fake_partner.partner import ScenarioSource
 from harness.drivers import (
+    Bounds,
     CommandDriver,
     ConnectorDriver,
     InProcessDriver,
     PlatformEnv,
     UrlDriver,
+    current_bounds,
     load_connector,
 )
 from harness.gateway import DEFAULT_GATEWAY_URL, FeedSetup, Gateway, serve_gateway
@@ -82,6 +84,13 @@ def configure_gateway(gateway: Gateway, partner: Partner, partner_url: str) -> N
     )
 
 
+def _bounded(settings: SimulatorSettings, bounds: Bounds) -> SimulatorSettings:
+    """The run's settings with the verification's call timeout (``--call-timeout``)."""
+    if bounds.call_timeout is None or bounds.call_timeout == settings.call_timeout:
+        return settings
+    return settings.model_copy(update={"call_timeout": bounds.call_timeout})
+
+
 class PlatformSetupError(ValueError):
     """The platform was asked for an impossible set-up; the message says the fix."""
 
@@ -111,7 +120,10 @@ class Platform:
             raise PlatformSetupError(
                 f"Platform got {' and '.join(chosen)}: give only one of connector=, cmd=, url="
             )
-        self.settings = settings if settings is not None else SimulatorSettings()
+        self.bounds: Bounds = current_bounds()
+        self.settings = _bounded(
+            settings if settings is not None else SimulatorSettings(), self.bounds
+        )
         self.clock = clock if clock is not None else VirtualClock()
         self.partner = Partner(scenario, clock=self.clock)
         self.gateway = Gateway(worker_id, authentication_token)
@@ -202,11 +214,12 @@ class Platform:
                 self._env,
                 start_timeout=settings.start_timeout,
                 stop_grace=settings.stop_grace,
+                bounds=self.bounds,
             )
         if self._url is not None:
-            return UrlDriver(self._url, start_timeout=settings.start_timeout)
+            return UrlDriver(self._url, start_timeout=settings.start_timeout, bounds=self.bounds)
         app = load_connector(self._connector, env.plugin_settings())
-        return InProcessDriver(app)
+        return InProcessDriver(app, bounds=self.bounds)
 
     def _credentials(self) -> Credentials | None:
         try:

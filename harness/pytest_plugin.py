@@ -285,7 +285,7 @@ def _check_importable(spec: str) -> None:
     """Import ``MODULE:ATTR`` (the current directory importable, as ``python -m`` makes it)."""
     from harness.cli import importable_cwd
     from harness.drivers import ConnectorLoadError
-    from harness.drivers import _import as import_connector
+    from harness.drivers.loading import import_connector
 
     importable_cwd()
     try:

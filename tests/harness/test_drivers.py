@@ -18,6 +18,7 @@ import pytest
 
 from harness.drivers import (
     ASGIApp,
+    Bounds,
     CommandDriver,
     ConnectorLoadError,
     ConnectorStartError,
@@ -30,10 +31,12 @@ from harness.drivers import (
     UrlDriver,
     load_connector,
 )
+from harness.drivers.base import NOT_HTTP, PROBE_TAG
 from harness.generators import make_users
 from harness.platform import Platform
 from harness.sdk.settings import PluginSettings
 from harness.trace import Trace
+from tests.hostile_connectors import HOSTILE, running
 
 ENV = PlatformEnv("127.0.0.1", 9, "worker-1", "tok-secret-123")
 
@@ -566,3 +569,172 @@ def test_free_port_is_bindable_and_outside_the_kernels_ephemeral_range() -> None
         assert not low <= port <= high  # no other process's bind(0) can take it meanwhile
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", port))
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+async def status_then_hang_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers GET /v1/status at once (or after ``/slow`` 0.5 s), hangs on every call."""
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/v1/status":
+        await _reply(send, 200, b'{"status":"ok"}', b"application/json")
+        return
+    await asyncio.Event().wait()
+
+
+async def slow_app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        return
+    await asyncio.sleep(0.5)
+    await _reply(send, 200, b'{"status":"ok"}', b"application/json")
+
+
+async def huge_app(scope: Scope, receive: Receive, send: Send) -> None:
+    await _reply(send, 200, b'{"data":"' + b"x" * (6 * 1024 * 1024) + b'"}', b"application/json")
+
+
+@pytest.mark.parametrize(
+    ("app", "kind", "fragment"),
+    [
+        (hanging_app, "lost", "GET /v1/status got none"),
+        (status_then_hang_app, "hanging", "GET /v1/status still answers 200"),
+        (slow_app, "slow", "GET /v1/status took 0."),
+    ],
+)
+def test_a_driver_gives_up_after_calls_in_a_row_go_unanswered(
+    app: ASGIApp, kind: str, fragment: str
+) -> None:
+    trace = Trace()
+    driver = InProcessDriver(app, trace=trace, bounds=Bounds(max_silent_calls=3))
+    driver.start(ENV)
+    try:
+        answers = [driver.call("POST", "/v1/hang", b"{}", timeout=0.2) for _ in range(3)]
+        assert [a.failure for a in answers] == ["timeout"] * 3
+        assert driver.stall is not None
+        assert driver.stall.kind == kind
+        assert fragment in driver.stall.reason
+        started = time.perf_counter()
+        skipped = driver.call("POST", "/v1/hang", b"{}", timeout=5)
+        assert time.perf_counter() - started < 1  # not sent: nothing to wait for
+        assert skipped.failure == ("connection" if kind == "lost" else "timeout")
+        assert skipped.detail.startswith("not sent: ")
+    finally:
+        driver.stop()
+    probes = [e for e in trace.exchanges(leg="platform->connector") if PROBE_TAG in e.tags]
+    assert [(p.method, p.path) for p in probes] == [("GET", "/v1/status")]
+
+
+def test_an_answer_resets_the_count_of_unanswered_calls() -> None:
+    bounds = Bounds(max_silent_calls=2)
+    driver = InProcessDriver(hanging_app, bounds=bounds)
+    driver.start(ENV)
+    try:
+        for _ in range(3):
+            assert driver.call("POST", "/v1/hang", b"{}", timeout=0.1).failure == "timeout"
+            assert driver.call("POST", "/v1/fast", b"{}", timeout=1).ok
+        assert driver.stall is None
+        assert bounds.silent_calls == 0
+    finally:
+        driver.stop()
+
+
+def test_the_bounds_call_timeout_and_deadline_override_the_callers() -> None:
+    driver = InProcessDriver(hanging_app, bounds=Bounds(call_timeout=0.2))
+    driver.start(ENV)
+    started = time.perf_counter()
+    assert driver.call("POST", "/v1/hang", b"{}", timeout=30).failure == "timeout"
+    assert time.perf_counter() - started < 10  # the 0.2 s of the bounds, not the 30 s asked
+    driver.stop()
+    late = InProcessDriver(echo_app, bounds=Bounds(deadline=0.5))
+    late.start(ENV)
+    assert late.call("POST", "/v1/x", b"{}", timeout=5).ok
+    time.sleep(0.6)
+    answer = late.call("POST", "/v1/x", b"{}", timeout=5)
+    late.stop()
+    assert answer.failure == "timeout"
+    assert answer.detail == "not sent: the --deadline of 0.5 s passed"
+    assert late.stall is not None
+    assert late.stall.kind == "deadline"
+
+
+def test_a_too_large_in_process_answer_is_cut_and_named(driver_for: Any) -> None:
+    answer = driver_for(huge_app).call("POST", "/v1/x", b"{}", timeout=5)
+    assert (answer.status, answer.failure) == (200, "not-json")
+    assert "is 6.0 MiB" in answer.detail
+    assert "too large to judge" in answer.detail
+    assert len(answer.body) <= 1024
+
+
+@pytest.mark.parametrize(
+    ("env", "size"),
+    [
+        ({"HOSTILE_MB": "50"}, "50.0 MiB"),
+        ({"HOSTILE_MB": "20", "HOSTILE_CHUNKED": "1"}, "20.0 MiB"),
+    ],
+    ids=["content-length", "chunked"],
+)
+def test_a_huge_answer_over_http_is_not_held_in_memory(env: dict[str, str], size: str) -> None:
+    import tracemalloc
+
+    command = f"{sys.executable} {HOSTILE} huge"
+    driver = CommandDriver(command, env, trace=Trace())
+    driver.start(ENV)
+    try:
+        tracemalloc.start()
+        answer = driver.call("POST", "/v1/external_segment_creation", b"{}", timeout=10)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        driver.stop()
+    assert (answer.status, answer.failure) == (200, "not-json")
+    assert f"is {size}" in answer.detail  # the size, counted when it is not announced
+    assert len(answer.body) <= 1024
+    assert peak < 16 * 1024 * 1024  # the answer was streamed, not loaded
+
+
+def test_garbage_over_http_is_named_and_is_not_silence() -> None:
+    bounds = Bounds(max_silent_calls=1)
+    driver = CommandDriver(f"{sys.executable} {HOSTILE} garbage", bounds=bounds)
+    driver.start(ENV)
+    try:
+        answers = [driver.call("POST", "/v1/x", b"{}", timeout=5) for _ in range(2)]
+    finally:
+        driver.stop()
+    for answer in answers:
+        assert answer.failure == "connection"
+        assert answer.detail.startswith(f"{NOT_HTTP}: the connector answered bytes")
+    assert driver.stall is None  # it answers, badly: the harness does not give up
+    assert bounds.silent_calls == 0
+
+
+def test_stop_ends_the_whole_process_group(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    env = {"HOSTILE_PIDFILE": str(pids), "HOSTILE_CHILD": "1"}
+    driver = CommandDriver(f"{sys.executable} {HOSTILE} hang-after-status", env, stop_grace=2)
+    driver.start(ENV)
+    leader, child = (int(n) for n in pids.read_text().split())
+    assert running(child)
+    driver.stop()
+    assert not running(leader)
+    assert not running(child)
+
+
+def test_stop_ends_the_group_even_when_its_leader_already_exited(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    sleeper = f"{sys.executable} -c 'import time; time.sleep(300)'"
+    driver = CommandDriver(f"{sleeper} & echo $! > {pid_file}; exit 5", stop_grace=2)
+    with pytest.raises(ConnectorStartError, match="exited with code 5"):
+        driver.start(ENV)
+    assert not running(int(pid_file.read_text()))  # the shell's background child too
+
+
+def test_a_connector_printing_one_endless_line_keeps_a_bounded_tail() -> None:
+    script = (
+        "import sys, time; sys.stdout.write('x' * 5_000_000); sys.stdout.flush(); time.sleep(60)"
+    )
+    driver = CommandDriver([sys.executable, "-c", script], start_timeout=1.0, stop_grace=1)
+    with pytest.raises(ConnectorStartError) as caught:
+        driver.start(ENV)
+    assert 0 < len(caught.value.output) <= 200 * 4096 + 200

@@ -1,0 +1,188 @@
+"""The command driver: a connector process launched on a free loopback port."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+
+import httpx
+
+from harness.drivers.base import (
+    _START_POLL_SECONDS,
+    ConnectorStartError,
+    PlatformEnv,
+)
+from harness.drivers.bounds import Bounds
+from harness.drivers.loopback import _HttpDriver, free_port
+from harness.redaction import MASK
+from harness.trace import FailureKind, Trace
+
+__all__ = ["CommandDriver"]
+
+_TAIL_LINES = 200
+_LINE_BYTES = 4096
+
+
+class CommandDriver(_HttpDriver):
+    """Launches a connector command in its own process group on a free loopback port, with
+    ``PLUGIN_PORT``, ``GATEWAY_HOST``/``GATEWAY_PORT``, ``PLUGIN_WORKER_ID`` and
+    ``PLUGIN_AUTHENTICATION_TOKEN`` (plus ``env``) in its environment."""
+
+    def __init__(
+        self,
+        command: str | Sequence[str],
+        env: Mapping[str, str] | None = None,
+        *,
+        start_timeout: float = 20.0,
+        stop_grace: float = 5.0,
+        cwd: str | None = None,
+        trace: Trace | None = None,
+        bounds: Bounds | None = None,
+    ) -> None:
+        super().__init__("http://127.0.0.1:0", trace=trace, bounds=bounds)
+        self.command = command
+        self.extra_env = dict(env or {})
+        self.start_timeout = start_timeout
+        self.stop_grace = stop_grace
+        self.cwd = cwd
+        self.port: int | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._output: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        self._reader: threading.Thread | None = None
+        self._token: str | None = None
+
+    def start(self, env: PlatformEnv) -> None:
+        """Launch and wait for ``GET /v1/status`` 200; ``ConnectorStartError`` otherwise."""
+        if self.process is not None:
+            return
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        variables = {**os.environ, **self.extra_env, **env.variables(self.port)}
+        self._token = env.authentication_token
+        try:
+            self.process = subprocess.Popen(
+                self.command,
+                shell=isinstance(self.command, str),
+                env=variables,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ConnectorStartError(
+                f"cannot launch the connector command {self.command!r}: {exc}; check the command"
+            ) from exc
+        self._reader = threading.Thread(target=self._read, name="connector-output", daemon=True)
+        self._reader.start()
+        try:
+            self._wait_ready(time.monotonic() + self.start_timeout, self._exited)
+        except ConnectorStartError:
+            self.stop()
+            raise
+
+    def _exited(self) -> str | None:
+        process = self.process
+        if process is None or process.poll() is None:
+            return None
+        time.sleep(_START_POLL_SECONDS)  # let the reader drain the last lines
+        return (
+            f"the connector command {self.command!r} exited with code {process.returncode} "
+            "before answering GET /v1/status"
+        )
+
+    def _read(self) -> None:
+        """Keep the last lines of output; a line is cut in pieces of ``_LINE_BYTES``."""
+        process = self.process
+        if process is None or process.stdout is None:
+            return
+        stdout = process.stdout
+        for raw in iter(lambda: stdout.readline(_LINE_BYTES), b""):
+            self._output.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def output_tail(self) -> str:
+        """The last lines the connector printed, with the secrets the driver knows masked."""
+        return self._mask("\n".join(self._output))
+
+    def _mask(self, text: str) -> str:
+        """Mask the plugin token this driver handed out, and every secret of the trace."""
+        if self._token:
+            text = text.replace(self._token, MASK)
+        return self.trace.redactor.text(text) if self.trace is not None else text
+
+    def _tail(self) -> str:
+        return self.output_tail()
+
+    def _failure_kind(self, exc: httpx.TransportError) -> tuple[FailureKind, str]:
+        kind, detail = super()._failure_kind(exc)
+        gone = self._lost() if kind == "connection" else None
+        return ("crash", gone) if gone is not None else (kind, detail)
+
+    def _lost(self, settle: float = 0.0) -> str | None:
+        process = self.process
+        if process is None:
+            return None
+        if settle and process.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(settle)
+        if process.poll() is None:
+            return None
+        if self._reader is not None:
+            self._reader.join(0.2)  # its last lines, unless a child still holds the pipe
+        tail = self._mask("\n".join(list(self._output)[-5:]))
+        return f"the connector exited with code {process.returncode}: {tail}"
+
+    def stop(self) -> None:
+        """SIGTERM the whole process group (even if its leader is gone), SIGKILL what is
+        left after the grace period."""
+        super().stop()
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            _stop_group(process, self.stop_grace)
+        except BaseException:  # a stop signal while we waited: no grace left
+            _signal_group(process, signal.SIGKILL)
+            raise
+        if self._reader is not None:
+            self._reader.join(1.0)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
+    """End the process and every process of its group (its session: ``start_new_session``)."""
+    ends = time.monotonic() + grace
+    _signal_group(process, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(grace)
+    while _group_alive(process.pid) and time.monotonic() < ends:
+        time.sleep(_START_POLL_SECONDS)
+    if process.poll() is None or _group_alive(process.pid):
+        _signal_group(process, signal.SIGKILL)
+        process.wait(grace)
+        ends = time.monotonic() + 1.0
+        while _group_alive(process.pid) and time.monotonic() < ends:
+            time.sleep(_START_POLL_SECONDS)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
