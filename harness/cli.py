@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from harness import __version__
+from harness import __version__, catalogue
 
 if TYPE_CHECKING:
     from fake_partner import Partner
@@ -343,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     contract.add_argument("--output", "-o", metavar="FILE", help="write it to FILE instead")
     contract.set_defaults(run=_contract)
+    catalogue.add_command(sub)  # feed-harness clauses (harness/catalogue.py)
     return parser
 
 
