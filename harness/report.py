@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import __version__
 from harness.clauses.registry import Outcome
 
 LEGS = ("platform", "connector", "gateway", "partner")
@@ -39,6 +40,21 @@ class ClauseResult:
     accounting: dict[str, Any] | None = None
     ledger: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    seqs: list[int] = field(default_factory=list)
+    """The trace sequence numbers the verdict names (of ``run``'s trace)."""
+
+
+@dataclass
+class RunResult:
+    """One conformance run a verification executed.
+
+    ``scenario`` is the partner scenario it played (a preset name, the ``--scenario`` as
+    given, or None for the default partner); ``aborted`` says why it stopped early.
+    """
+
+    name: str
+    scenario: str | None = None
+    aborted: str | None = None
 
 
 @dataclass
@@ -50,6 +66,9 @@ class Report:
     profile: str = "fast"
     results: list[ClauseResult] = field(default_factory=list)
     seconds: float = 0.0
+    scenario: str | None = None
+    """The ``--scenario`` given (a file path or a preset name), None without one."""
+    runs: list[RunResult] = field(default_factory=list)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -61,23 +80,36 @@ class Report:
         return any(r.outcome == "failed" for r in self.results)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``--json`` document: connector, seed, clauses, summary."""
+        """The ``--json`` document (``docs/verdict.schema.json`` describes it)."""
+        summary = dict(self.summary)
+        summary.setdefault("warned", sum(str(r.outcome) == "warned" for r in self.results))
         return {
+            "harness_version": __version__,
             "connector": self.connector,
             "seed": self.seed,
             "profile": self.profile,
+            "scenario": self.scenario,
+            "seconds": round(self.seconds, 3),
+            "runs": [
+                {"name": run.name, "scenario": run.scenario, "aborted": run.aborted}
+                for run in self.runs
+            ],
             "clauses": [
                 {
                     "id": r.id,
                     "outcome": r.outcome,
+                    "severity": r.severity,
+                    "group": r.group,
                     "message": r.message,
                     "reproduce": r.reproduce,
                     "statement": r.statement,
                     "run": r.run,
+                    "seqs": list(r.seqs),
+                    "seconds": round(r.seconds, 6),
                 }
                 for r in self.results
             ],
-            "summary": self.summary,
+            "summary": summary,
         }
 
 
@@ -105,7 +137,9 @@ def format_table(report: Report, *, width: int = 100) -> str:
 
 
 def write_json(report: Report, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    """The ``--json`` file: :meth:`Report.to_json`, UTF-8."""
+    text = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+    Path(path).write_text(text, encoding="utf-8")
 
 
 def write_junit_xml(report: Report, path: str | Path) -> None:

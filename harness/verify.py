@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.clauses.evidence import Evidence, RunRecord, Target
+from harness.clauses.evidence import Evidence, RunRecord, RunSpec, Target
 from harness.clauses.registry import Clause, Verdict, select_clauses
-from harness.report import ClauseResult, Report
+from harness.report import ClauseResult, Report, RunResult
 
 if TYPE_CHECKING:
     import hypothesis
@@ -271,7 +271,28 @@ def verify(
         profile=profile,
         results=results,
         seconds=time.perf_counter() - started,
+        scenario=None if scenario is None else str(scenario),
+        runs=[_run_result(spec, evidence, run_errors, scenario) for spec in specs],
     )
+
+
+def _run_result(
+    spec: RunSpec, evidence: Evidence, run_errors: Mapping[str, str], scenario: str | Path | None
+) -> RunResult:
+    """What the report says of a run: the scenario it played, why it stopped early."""
+    if isinstance(spec.scenario, str):
+        played: str | None = spec.scenario
+    elif spec.scenario is None and scenario is not None:
+        played = str(scenario)
+    else:
+        played = None
+    record = evidence.get(spec.name)
+    aborted: str | None
+    if record is None:
+        aborted = f"the run broke: {run_errors.get(spec.name, 'no record')}"
+    else:
+        aborted = record.aborted
+    return RunResult(spec.name, played, aborted)
 
 
 def _silent(_: str) -> None:
@@ -323,6 +344,7 @@ def _judge(
         group=clause.group,
         severity=clause.severity,
         run=verdict.run,
+        seqs=list(dict.fromkeys(verdict.seqs)),
     )
     if verdict.outcome == "failed":
         record = _record_of(verdict, clause, evidence)
