@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.clauses.evidence import Evidence, RunRecord, RunSpec, Target
 from harness.clauses.registry import Clause, Verdict, select_clauses
+from harness.hypothesis_home import hypothesis_home
 from harness.report import ClauseResult, Report, RunResult
 
 if TYPE_CHECKING:
@@ -246,7 +247,7 @@ def verify(
     specs = run_module.runs_for(name for name in wanted if name in run_module.RUNS)
     evidence = Evidence(seed=seed, profile=profile)
     run_errors: dict[str, str] = {}
-    with _profile(profile):
+    with _profile(profile), hypothesis_home():  # no .hypothesis/ in the user's directory
         for index, spec in enumerate(specs, 1):
             say(f"run {index}/{len(specs)}: {spec.name}")
             try:
