@@ -264,7 +264,7 @@ def test_no_page_points_at_notes_a_clone_does_not_have() -> None:
         text = path.read_text(encoding="utf-8", errors="replace")
         if re.search(r"(\.\./)?shared/(specs|seed)\b", text):
             offenders.append(name)
-    assert not offenders, f"pointers to shared/specs or shared/seed in: {offenders}"
+    assert not offenders, f"files pointing at design notes outside the clone: {offenders}"
 
 
 def test_clause_ids_named_in_the_docs_exist() -> None:
