@@ -93,6 +93,7 @@ def _verify(args: argparse.Namespace) -> int:
             return _usage(f"{option} {path}: directory {str(Path(path).parent)!r} does not exist")
     clauses = [c for c in (args.clauses or "").split(",") if c.strip()] or None
     _quiet_in_process_connector_logs()
+    _import_from_cwd()
     try:
         target = make_target(
             args.connector, cmd=args.cmd, url=args.url, gateway_port=args.gateway_port
@@ -141,6 +142,14 @@ def _quiet_in_process_connector_logs() -> None:
         root.addHandler(logging.NullHandler())
 
 
+def _import_from_cwd() -> None:
+    """``--connector MODULE:ATTR`` also finds modules of the current directory, as ``python -m``
+    would (after everything installed, so nothing installed is shadowed)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+
+
 def _usage(message: str, command: str = "verify") -> int:
     print(f"feed-harness {command}: {message}", file=sys.stderr)
     return EXIT_USAGE
@@ -184,6 +193,7 @@ def _serve_connector(args: argparse.Namespace) -> int:
             "through `feed-harness verify --cmd`, which sets them)",
             "serve-connector",
         )
+    _import_from_cwd()
     try:
         app = load_connector(args.connector, settings)
     except ConnectorLoadError as exc:

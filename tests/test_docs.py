@@ -77,11 +77,11 @@ def test_the_complete_connector_of_the_guide_passes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The page's connector, copied to a file as a reader would, verified by the documented
-    command (`feed-harness verify --connector my_connector:MyConnector`, PYTHONPATH=.)."""
+    command (`feed-harness verify --connector my_connector:MyConnector` in its directory)."""
     text = _read("writing-a-connector.md")
     (tmp_path / "my_connector.py").write_text(_complete_connector(text), encoding="utf-8")
-    assert "PYTHONPATH=. feed-harness verify --connector my_connector:MyConnector" in text
-    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "\n    feed-harness verify --connector my_connector:MyConnector\n" in text
+    monkeypatch.setattr(sys, "path", list(sys.path))  # main() adds the directory
     monkeypatch.chdir(tmp_path)
     monkeypatch.delitem(sys.modules, "my_connector", raising=False)
     verdict = tmp_path / "verdict.json"

@@ -59,3 +59,25 @@ def test_verify_leaves_no_hypothesis_directory_in_the_user_s(tmp_path: Path) -> 
     stored = cache / "feed-harness" / "hypothesis"
     assert stored.is_dir()
     assert any(stored.iterdir()), "hypothesis wrote nothing: nothing proven"
+
+
+def test_connector_modules_are_found_in_the_current_directory(tmp_path: Path) -> None:
+    """`feed-harness verify --connector MODULE:ATTR` imports a module of the directory it
+    runs in (after the installed ones): a user's file there, or, in this repository's root,
+    the faulty connectors the reproduce commands name."""
+    (tmp_path / "mine.py").write_text("from harness.reference import ReferenceConnector as Mine\n")
+    command = Path(sys.executable).with_name("feed-harness")
+    for cwd, spec, code in (
+        (tmp_path, "mine:Mine", 0),
+        (ROOT, "tests.conformance.faulty:ErrorOnEmptyBatch", 1),
+    ):
+        done = subprocess.run(
+            [str(command), "verify", "--connector", spec, "--clauses", "BATCH-EMPTY"],
+            cwd=cwd,
+            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == code, done.stdout + done.stderr
