@@ -1,7 +1,7 @@
 """The one route table of the plugin API: paths, models, status -> HTTP code, versions.
 
-Every mapping is the SDK's (`plugin-contract.md`); the rest of the project reads routes
-from here rather than restating them.
+Every mapping is the SDK's (the table of `docs/writing-a-connector.md`); the rest of the
+project reads routes from here rather than restating them.
 """
 
 from __future__ import annotations

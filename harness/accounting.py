@@ -111,7 +111,7 @@ class FileDelivery:
 
 @dataclass(slots=True)
 class SessionAccounting:
-    """Totals of one feed session (``platform-simulator.md``, "What the simulator records")."""
+    """Totals of one feed session (what the platform records)."""
 
     session_id: str
     users_sent: int = 0

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from harness import __version__
+from harness import __version__, catalogue
 
 if TYPE_CHECKING:
     from fake_partner import Partner
@@ -218,11 +218,12 @@ class OutputStyle:
 
 
 def importable_cwd() -> None:
-    """Put the current directory first on ``sys.path`` (as ``python -m`` does), so
-    ``--connector myconn:MyConnector`` works from the folder holding ``myconn/``."""
+    """Make the current directory importable (as ``python -m`` does), so ``--connector
+    myconn:MyConnector`` works from the folder holding ``myconn/``; it comes after what is
+    installed, so a folder of the same name never shadows an installed package."""
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)
+        sys.path.append(cwd)
 
 
 def _quiet_in_process_connector_logs() -> None:
@@ -506,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     contract.add_argument("--output", "-o", metavar="FILE", help="write it to FILE instead")
     contract.set_defaults(run=_contract)
+    catalogue.add_command(sub)  # feed-harness clauses (harness/catalogue.py)
     _PARSERS.clear()
     _PARSERS.update(sub.choices)
     return parser

@@ -24,8 +24,9 @@ from harness.drivers.base import NOT_HTTP, PROBE_TAG
 from harness.drivers.bounds import DEFAULT_DEADLINE, Bounds, Stall, use_bounds
 from harness.errors import ConnectorUnreachableError, VerifyUsageError
 from harness.excerpts import feed_accounting, ledger_window, run_seconds, trace_excerpt
+from harness.hypothesis_home import hypothesis_home
 from harness.profiles import DEFAULT_PROFILE, check_profile, use_profile
-from harness.report import ClauseResult, Report
+from harness.report import ClauseResult, Report, RunResult
 from harness.targets import Target, UrlTarget
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def verify(
     specs = list(run_module.RUNS.values())
     evidence = Evidence(seed=seed, profile=profile)
     run_errors: dict[str, str] = {}
-    with use_profile(profile), use_bounds(bounds):
+    with use_profile(profile), use_bounds(bounds), hypothesis_home():  # no .hypothesis/ here
         label = str(scenario) if scenario is not None else None
         outcome = _run_all(specs, target, seed, loaded, label, bounds, evidence, run_errors, say)
         if outcome.signum is None:
@@ -130,16 +131,7 @@ def verify(
         results=results,
         seconds=time.perf_counter() - started,
         scenario=str(scenario) if scenario is not None else None,
-        runs=[
-            {
-                "name": spec.name,
-                "scenario": run_module.played_scenario(spec, loaded, str(scenario)),
-                "aborted": evidence.runs[spec.name].aborted
-                if spec.name in evidence.runs
-                else run_errors.get(spec.name),
-            }
-            for spec in specs
-        ],
+        runs=[_run_result(spec, evidence, run_errors, scenario) for spec in specs],
         warnings=unobserved_faults(evidence, loaded) if loaded is not None else [],
     )
     if outcome.signum is not None:
@@ -151,6 +143,26 @@ def verify(
             report,
         )
     return report
+
+
+def _run_result(
+    spec: RunSpec, evidence: Evidence, run_errors: Mapping[str, str], scenario: str | Path | None
+) -> RunResult:
+    """What the report says of a run: the scenario it played (its own preset, the user's,
+    or None for the default partner), why it stopped early."""
+    if isinstance(spec.scenario, str):
+        played: str | None = spec.scenario
+    elif spec.scenario is None and scenario is not None:
+        played = str(scenario)
+    else:
+        played = None
+    record = evidence.get(spec.name)
+    aborted: str | None
+    if record is None:
+        aborted = f"the run broke: {run_errors.get(spec.name, 'no record')}"
+    else:
+        aborted = record.aborted
+    return RunResult(spec.name, played, aborted)
 
 
 def _bounds(call_timeout: float | None, deadline: float | None) -> Bounds:
@@ -378,6 +390,7 @@ def _judge(
         group=clause.group,
         severity=clause.severity,
         run=verdict.run,
+        seqs=list(dict.fromkeys(verdict.seqs)),
     )
     if verdict.outcome in ("failed", "warned"):
         record = _record_of(verdict, clause, evidence)

@@ -59,7 +59,7 @@ _FIRST_SEGMENT_ID = 5001
 
 
 def configure_gateway(gateway: Gateway, partner: Partner, partner_url: str) -> None:
-    """Give the gateway the configuration files a connector reads (platform-simulator.md):
+    """Give the gateway the configuration files a connector reads (docs/writing-a-connector.md):
     ``technical_config`` pointing at the partner with its real operation limit, and
     ``credentials`` with the partner's seeded OAuth client and refresh token (if any)."""
     gateway.set_configuration_file(

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness import __version__
 from harness.clauses.registry import Outcome
 
 LEGS = ("platform", "connector", "gateway", "partner")
@@ -45,6 +46,21 @@ class ClauseResult:
     accounting: dict[str, Any] | None = None
     ledger: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    seqs: list[int] = field(default_factory=list)
+    """The trace sequence numbers the verdict names (of ``run``'s trace)."""
+
+
+@dataclass
+class RunResult:
+    """One conformance run a verification executed.
+
+    ``scenario`` is the partner scenario it played (a preset name, the ``--scenario`` as
+    given, or None for the default partner); ``aborted`` says why it stopped early.
+    """
+
+    name: str
+    scenario: str | None = None
+    aborted: str | None = None
 
 
 @dataclass
@@ -57,9 +73,8 @@ class Report:
     results: list[ClauseResult] = field(default_factory=list)
     seconds: float = 0.0
     scenario: str | None = None
-    """The user's ``--scenario`` (None: the default partner)."""
-    runs: list[dict[str, Any]] = field(default_factory=list)
-    """Every run executed: ``name``, the ``scenario`` it played, why it ``aborted`` (or None)."""
+    """The ``--scenario`` given (a file path or a preset name), None without one."""
+    runs: list[RunResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     """What the verification could not judge (a scenario fault no clause observes)."""
     finished_at: float = field(default_factory=time.time)
@@ -80,25 +95,36 @@ class Report:
         return any(r.outcome == "warned" for r in self.results)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``--json`` document: connector, seed, clauses, summary."""
+        """The ``--json`` document (``docs/verdict.schema.json`` describes it)."""
+        summary = dict(self.summary)
+        summary.setdefault("warned", sum(str(r.outcome) == "warned" for r in self.results))
         return {
+            "harness_version": __version__,
             "connector": self.connector,
             "seed": self.seed,
             "profile": self.profile,
+            "scenario": self.scenario,
+            "seconds": round(self.seconds, 3),
+            "runs": [
+                {"name": run.name, "scenario": run.scenario, "aborted": run.aborted}
+                for run in self.runs
+            ],
             "clauses": [
                 {
                     "id": r.id,
                     "outcome": r.outcome,
+                    "severity": r.severity,
+                    "group": r.group,
                     "message": r.message,
                     "reproduce": r.reproduce,
                     "statement": r.statement,
                     "run": r.run,
+                    "seqs": list(r.seqs),
+                    "seconds": round(r.seconds, 6),
                 }
                 for r in self.results
             ],
-            "summary": self.summary,
-            "scenario": self.scenario,
-            "runs": self.runs,
+            "summary": summary,
             "warnings": self.warnings,
         }
 
@@ -283,7 +309,7 @@ def _scenario_lines(report: Report) -> list[str]:
     """Which runs played the user's scenario (only when one was given), and the warnings."""
     lines: list[str] = []
     if report.scenario is not None and report.runs:
-        mine = [str(r.get("name")) for r in report.runs if r.get("scenario") == report.scenario]
+        mine = [run.name for run in report.runs if run.scenario == report.scenario]
         others = len(report.runs) - len(mine)
         lines.append(
             f"scenario {report.scenario}: played by {', '.join(mine) or 'no run'}"
@@ -294,7 +320,9 @@ def _scenario_lines(report: Report) -> list[str]:
 
 
 def write_json(report: Report, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    """The ``--json`` file: :meth:`Report.to_json`, UTF-8."""
+    text = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+    Path(path).write_text(text, encoding="utf-8")
 
 
 def junit_classname(group: str) -> str:

@@ -1,6 +1,6 @@
 """The platform's side of a feed's life: creation, connection, updates, batching, retries.
 
-Policy and numbers from ``platform-simulator.md`` (``SimulatorSettings``); all waiting is
+The platform's policy and numbers (``SimulatorSettings``); all waiting is
 ``clock.advance``; records per update, per batch attempt and per session feed the clauses.
 """
 
@@ -49,7 +49,7 @@ _CONNECTION_FAILURES = frozenset({"timeout", "connection", "crash"})
 
 
 class SimulatorSettings(BaseModel):
-    """The platform's numbers (``platform-simulator.md``); seconds are virtual unless said."""
+    """The platform's numbers (a real platform's defaults); seconds are virtual unless said."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -55,7 +55,7 @@ __all__ = [
 SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
 """Seeds of the builders below: shrink towards 0."""
 BATCH_LIMIT = 10_000
-"""The partner's operations per request (``partner-api.md``)."""
+"""The partner's operations per request (``docs/partner-api.md``)."""
 LIMIT_POINTS: tuple[int, ...] = (1, BATCH_LIMIT - 1, BATCH_LIMIT, BATCH_LIMIT + 1)
 """Batch sizes at the edges of the partner's limit that :func:`batch_sizes` favours."""
 EMAIL_STYLES = 7

@@ -25,7 +25,7 @@ PartnerIdentifier = tuple[str, str]
 """``(type, value)`` as the partner stores a member, e.g. ``("MAID", "<uuid>")``."""
 
 ELIGIBLE_RESOURCES: frozenset[str] = frozenset({"USER_EMAIL", "USER_DEVICE_POINT", "USER_ACCOUNT"})
-"""Identifying resources that map to a partner identifier (``platform-simulator.md``)."""
+"""Identifying resources that map to a partner identifier (``docs/writing-a-connector.md``)."""
 DEFAULT_IDENTIFYING: tuple[str, ...] = ("USER_EMAIL", "USER_DEVICE_POINT", "USER_ACCOUNT")
 DEFAULT_TS = 1_767_225_600_000
 """2026-01-01T00:00:00Z in milliseconds: default creation time of generated identifiers."""

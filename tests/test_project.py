@@ -42,3 +42,13 @@ def test_python_dash_m_harness_runs_the_cli() -> None:
     )
     assert done.returncode == 0
     assert done.stdout.startswith("feed-harness ")
+
+
+def test_ci_runs_the_node_example_after_the_readme_command() -> None:
+    """The opt-in Node test (marker `node`) runs in CI as its own step, on a fresh install."""
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    tests = ci_lines.index(_readme_commands()[1])
+    npm = next(i for i, line in enumerate(ci_lines) if "npm ci" in line)
+    assert "examples/node-connector" in ci_lines[npm]
+    node = ci_lines.index(".venv/bin/python -m pytest -m node -q")
+    assert tests < npm < node

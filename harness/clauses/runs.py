@@ -38,7 +38,7 @@ def played_scenario(
     """How reports name the scenario a run plays: its own preset, the user's, or default."""
     if spec.scenario is not None:
         own = spec.scenario
-        return f"preset {own}" if isinstance(own, str) else "default (its own)"
+        return own if isinstance(own, str) else "default"
     if scenario is None:
         return "default"
     return label or (scenario if isinstance(scenario, str) else "the given scenario")

@@ -1,4 +1,5 @@
-"""The reference connector's configuration files and feed properties (``platform-simulator.md``)."""
+"""The reference connector's configuration files and feed properties (the feed conventions of
+``docs/writing-a-connector.md``)."""
 
 from __future__ import annotations
 

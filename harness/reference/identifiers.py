@@ -1,4 +1,4 @@
-"""Which identifiers the partner may receive (``platform-simulator.md``): email hash ->
+"""Which identifiers the partner may receive (``docs/writing-a-connector.md``): email hash ->
 ``EMAIL_SHA256``, device ``MOBILE_ADVERTISING_ID`` -> ``MAID``, user account ->
 ``PARTNER_USER_ID``; nothing with ``@`` and no malformed SHA-256 is ever sent."""
 

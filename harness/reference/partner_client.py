@@ -1,4 +1,4 @@
-"""The reference connector's client of the partner Audience API v1 (``partner-api.md``): an
+"""The reference connector's client of the partner Audience API v1 (``docs/partner-api.md``): an
 access token is kept until it expires or a 401 says so, then refreshed once and the call
 re-sent. Errors are typed; messages carry no secret."""
 

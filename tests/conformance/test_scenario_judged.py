@@ -34,9 +34,10 @@ def test_the_scenario_exposes_a_fault_the_default_partner_hides(small_limit: Pat
     assert set(failed) == {"BATCH-LIMIT"}, {k: v.message for k, v in failed.items()}
     assert "at most 50 operations" in failed["BATCH-LIMIT"].message
     assert failed["BATCH-LIMIT"].run == "lifecycle", "found in a run that played the scenario"
-    played = {run["name"]: run["scenario"] for run in report.runs}
+    played = {run.name: run.scenario for run in report.runs}
     assert played["lifecycle"] == played["stateful"] == str(small_limit)
-    assert played["preset:flaky-5xx"] == "preset flaky-5xx"
+    assert played["preset:flaky-5xx"] == "flaky-5xx"
+    assert played["oversized"] is None, "the default partner, whatever --scenario says"
 
 
 def test_the_reference_passes_under_the_same_scenario(

@@ -1,5 +1,5 @@
 'use strict';
-// Which identifiers the partner may receive (shared/specs/platform-simulator.md):
+// Which identifiers the partner may receive (docs/writing-a-connector.md, the feed conventions):
 // USER_EMAIL.hash -> EMAIL_SHA256, USER_DEVICE_POINT technical identifiers of type
 // MOBILE_ADVERTISING_ID -> MAID, USER_ACCOUNT.user_account_id -> PARTNER_USER_ID.
 // Nothing with '@' and no malformed SHA-256 is ever sent.

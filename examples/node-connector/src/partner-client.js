@@ -1,5 +1,5 @@
 'use strict';
-// A client of the partner Audience API v1 (shared/specs/partner-api.md) on Node's built-in
+// A client of the partner Audience API v1 (docs/partner-api.md) on Node's built-in
 // fetch. An access token is kept until it expires or a 401 says so, then refreshed once and
 // the call re-sent. Errors are typed; their messages never carry a secret.
 
