@@ -108,6 +108,10 @@ class FileDelivery:
         """The file's content: the chunks appended in order."""
         return "".join(self.chunks)
 
+    def lines(self) -> list[str]:
+        """The file's non-empty lines."""
+        return [line for line in self.text.splitlines() if line.strip()]
+
 
 @dataclass(slots=True)
 class SessionAccounting:

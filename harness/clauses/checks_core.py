@@ -50,6 +50,7 @@ _PARTNER: Leg = "connector->partner"
 _UPLOAD = re.compile(r"/v1/segments/([^/]+)/members/?\Z")
 _SEGMENT_PATH = re.compile(r"/v1/segments/([^/]+)")
 _ACCOUNT_SEGMENTS = re.compile(r"/v1/accounts/([^/]+)/segments/?\Z")
+_ACCOUNT_PATH = re.compile(r"/v1/accounts/([^/]+)")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _SHA256_TYPES = frozenset({"EMAIL_SHA256", "PHONE_SHA256"})
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -1547,7 +1548,9 @@ def check_delete_absent(evidence: Evidence) -> Verdict:
     runs=("lifecycle",),
 )
 def check_pii_hashed(evidence: Evidence) -> Verdict:
-    """Every identifier in the partner's ledger: no ``@``; SHA-256 types 64 lowercase hex."""
+    """Every identifier the partner received, in every run: in its ledger, in every request
+    body the connector sent it (refused ones included), and in every delivered file line;
+    no ``@`` in a value, SHA-256 types 64 lowercase hex."""
     findings = _Findings()
     values = 0
     for record in evidence:
@@ -1557,10 +1560,9 @@ def check_pii_hashed(evidence: Evidence) -> Verdict:
             for operation in entry.operations:
                 for kind, value in operation.identifiers:
                     values += 1
-                    if "@" in value:
-                        bad.append(f"{kind} {_short(value)} (raw: contains '@')")
-                    elif kind in _SHA256_TYPES and not _SHA256.match(value):
-                        bad.append(f"{kind} {_short(value)} (not 64 lowercase hex)")
+                    problem = _unhashed(kind, value)
+                    if problem:
+                        bad.append(problem)
             if bad:
                 ledger = ledger or _LedgerIndex(record)
                 findings.add(
@@ -1569,7 +1571,73 @@ def check_pii_hashed(evidence: Evidence) -> Verdict:
                     f"identifier(s), e.g. {bad[0]}",
                     [ledger.seq_of.get(entry.request_id)],
                 )
+        for call in _exchanges(record, _PARTNER):
+            if call.status is not None and 200 <= call.status < 300:
+                continue  # accepted: the ledger above has what it carried
+            bad = [
+                p
+                for kind, value in _identifiers_in(call.request_json())
+                if (p := _unhashed(kind, value))
+            ]
+            if bad:
+                findings.add(
+                    record.name,
+                    f"{call.method} {call.path} (answered {call.status or call.failure}) "
+                    f"carried {len(bad)} unhashed identifier(s), e.g. {bad[0]}",
+                    [call.seq],
+                )
+        for name, feed in _feeds(record):
+            for delivery in feed.files.values():
+                for number, line in enumerate(delivery.lines(), 1):
+                    problem = _unhashed_line(line)
+                    if problem:
+                        findings.add(
+                            record.name,
+                            f"feed {name}: line {number} of the file for "
+                            f"{delivery.destination_token}/{delivery.grouping_key} {problem}",
+                        )
+                        break
     return findings.verdict(f"{values} identifiers received, all hashed or non-PII")
+
+
+_EMAIL = re.compile(r"[^@\s\"']+@[^@\s\"']+\.[A-Za-z]{2,}")
+
+
+def _unhashed(kind: str, value: str) -> str | None:
+    """Why ``(kind, value)`` is PII in the clear (None: it is not)."""
+    if "@" in value:
+        return f"{kind} {_short(value)} (raw: contains '@')"
+    if kind in _SHA256_TYPES and not _SHA256.match(value):
+        return f"{kind} {_short(value)} (not 64 lowercase hex)"
+    return None
+
+
+def _identifiers_in(body: Any) -> Iterator[tuple[str, str]]:
+    """Every ``{"type": ..., "value": ...}`` pair in a JSON body, however deep."""
+    stack = [body]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            kind, value = item.get("type"), item.get("value")
+            if isinstance(kind, str) and isinstance(value, str):
+                yield kind, value
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _unhashed_line(line: str) -> str | None:
+    """Why a delivered file line carries PII in the clear (None: it does not)."""
+    try:
+        parsed = json.loads(line)
+    except ValueError:
+        parsed = None
+    for kind, value in _identifiers_in(parsed):
+        problem = _unhashed(kind, value)
+        if problem:
+            return f"carries {problem}"
+    found = _EMAIL.search(line)
+    return f"carries a clear email address ({_short(found.group(0))})" if found else None
 
 
 def _has_key(value: Any, key: str) -> bool:
@@ -1630,12 +1698,13 @@ def check_secret_no_leak(evidence: Evidence) -> Verdict:
     runs=("lifecycle", _AUTH_RUN),
 )
 def check_account_isolation(evidence: Evidence) -> Verdict:
-    """No partner 403; every partner write made while serving a feed targets that feed's
-    ``partner_segment_id`` (or creates a segment in its ``partner_account_id``)."""
+    """No partner 403 (but one a scenario's fault rule injected); every partner request
+    made while serving a feed, read or write ("touches"), targets that feed's
+    ``partner_segment_id`` or its ``partner_account_id``."""
     findings = _Findings()
-    writes = 0
+    touched = 0
     for record in evidence:
-        forbidden = record.partner.ledger.forbidden()
+        forbidden = [e for e in record.partner.ledger.forbidden() if not e.faults]
         if forbidden:
             ledger = _LedgerIndex(record)
             entry = forbidden[0]
@@ -1656,26 +1725,28 @@ def check_account_isolation(evidence: Evidence) -> Verdict:
             except (KeyError, LookupError, ValueError):
                 own_segment = own_account = None
             for call in _partner_calls(record, exchange):
-                if call.leg != _PARTNER or call.method not in _WRITES:
+                if call.leg != _PARTNER:
                     continue
                 segment = _SEGMENT_PATH.match(call.path)
-                account = _ACCOUNT_SEGMENTS.match(call.path)
-                writes += 1
+                account = _ACCOUNT_PATH.match(call.path)
+                touched += 1
                 if segment is not None and segment.group(1) != own_segment:
                     findings.add(
                         record.name,
-                        f"serving feed {feed_id}, the connector wrote {call.method} {call.path}: "
-                        f"its segment is {own_segment!r}",
+                        f"serving feed {feed_id}, the connector touched {call.method} "
+                        f"{call.path}: its segment is {own_segment!r}",
                         [exchange.seq, call.seq],
                     )
                 elif account is not None and account.group(1) != own_account:
                     findings.add(
                         record.name,
-                        f"serving feed {feed_id}, the connector wrote {call.method} {call.path}: "
-                        f"its account is {own_account!r}",
+                        f"serving feed {feed_id}, the connector touched {call.method} "
+                        f"{call.path}: its account is {own_account!r}",
                         [exchange.seq, call.seq],
                     )
-    return findings.verdict(f"{writes} partner writes stayed in their feed's segment")
+    return findings.verdict(
+        f"{touched} partner requests stayed in their feed's account and segment"
+    )
 
 
 # --------------------------------------------------------------------------- troubleshoot
