@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fake_partner import Scenario
+    from fake_partner import Partner, Scenario
+    from harness.gateway import Gateway
     from harness.platform import Platform
     from harness.simulator import Feed
-    from harness.trace import Exchange
+    from harness.trace import Exchange, Trace
 
 
 @dataclass
@@ -46,15 +47,18 @@ class RunRecord:
     """The run played the user's ``--scenario`` (it has no preset of its own)."""
 
     @property
-    def trace(self) -> Any:
+    def trace(self) -> Trace:
+        """The run's one ordered trace of every exchange (all three legs)."""
         return self.platform.trace
 
     @property
-    def partner(self) -> Any:
+    def partner(self) -> Partner:
+        """The run's fake partner (its ledger, state and fault counters)."""
         return self.platform.partner
 
     @property
-    def gateway(self) -> Any:
+    def gateway(self) -> Gateway:
+        """The run's fake plugin gateway (feed properties as the connector left them)."""
         return self.platform.gateway
 
     def connector_exchanges(self, route_path: str | None = None) -> list[Exchange]:

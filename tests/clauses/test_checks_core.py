@@ -66,7 +66,7 @@ header), so nothing exercises WIRE-DELAY-HEADER: it is skipped, not passed."""
 
 @pytest.mark.parametrize("clause", CORE, ids=[c.id for c in CORE])
 def test_reference_passes(reference: Evidence, clause: Clause) -> None:
-    verdict = clause.check(reference.only(clause.runs))
+    verdict = clause.check(reference)  # a check reads all the evidence it is given
     expected = "skipped" if clause.id in REFERENCE_NOT_EXERCISED else "passed"
     assert verdict.outcome == expected, f"{clause.id}: {verdict.message}"
 

@@ -807,46 +807,47 @@ class ErrorOnEmptyBatch(ReferenceConnector):
         return await super().on_batch_update(request, ctx)
 
 
-class NoSplitting(ReferenceConnector):
-    """breaks: BATCH-LIMIT — a batch goes to the partner in one request whatever its size."""
+class _TunedClient(ReferenceConnector):
+    """The reference connector with its partner client's limits set to ``limits``."""
+
+    limits: ClassVar[dict[str, int]] = {}
 
     def partner_client(
         self, config: TechnicalConfig, credentials: PartnerCredentials, refresh_token: str | None
     ) -> PartnerClient:
         client = super().partner_client(config, credentials, refresh_token)
-        client.max_operations = sys.maxsize
-        client.max_body_bytes = sys.maxsize
+        for name, value in self.limits.items():
+            setattr(client, name, value)
         return client
 
 
-class SplitsByCountOnly(ReferenceConnector):
+class NoSplitting(_TunedClient):
+    """breaks: BATCH-LIMIT — a batch goes to the partner in one request whatever its size."""
+
+    limits: ClassVar[dict[str, int]] = {
+        "max_operations": sys.maxsize,
+        "max_body_bytes": sys.maxsize,
+    }
+
+
+class SplitsByCountOnly(_TunedClient):
     """breaks: BATCH-LIMIT — batches are split at 10,000 operations but never by size, so a
     batch of users with many identifiers (under 10,000 operations, over 5 MiB) goes out in
     one request the partner refuses (413). Nothing else: the refused items are reported as
     error, which a permanent refusal allows (CONVERGENCE).
     """
 
-    def partner_client(
-        self, config: TechnicalConfig, credentials: PartnerCredentials, refresh_token: str | None
-    ) -> PartnerClient:
-        client = super().partner_client(config, credentials, refresh_token)
-        client.max_body_bytes = sys.maxsize
-        return client
+    limits: ClassVar[dict[str, int]] = {"max_body_bytes": sys.maxsize}
 
 
-class IgnoresConfiguredLimit(ReferenceConnector):
+class IgnoresConfiguredLimit(_TunedClient):
     """breaks: BATCH-LIMIT, only under a scenario whose partner takes fewer operations per
     request than 10,000 — the connector ignores ``max_operations_per_request`` of its
     ``technical_config`` and splits at 10,000 whatever the partner says. Under the default
     partner it passes every clause: the user's ``--scenario`` is what exposes it.
     """
 
-    def partner_client(
-        self, config: TechnicalConfig, credentials: PartnerCredentials, refresh_token: str | None
-    ) -> PartnerClient:
-        client = super().partner_client(config, credentials, refresh_token)
-        client.max_operations = 10_000
-        return client
+    limits: ClassVar[dict[str, int]] = {"max_operations": 10_000}
 
 
 class ObjectsOnlyBatchContent(ReferenceConnector):
