@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(_child(args.child, args.quick, args.size)), flush=True)
         return 0
-    rounds = args.rounds or (1 if args.quick else 3)
+    rounds = args.rounds or (2 if args.quick else 3)
     chosen = args.only or list(DEFAULT)
     print(
         f"python -m bench{' --quick' if args.quick else ''}: {', '.join(chosen)} "

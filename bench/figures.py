@@ -12,6 +12,7 @@ import hashlib
 import json
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import tempfile
@@ -282,11 +283,14 @@ def keepalive(quick: bool) -> dict[str, Any]:
     """Two requests on one keep-alive connection (a POST with a body, then another):
     served partner and gateway against a minimal uvicorn app on the same kind of socket."""
     from fake_partner import Partner, serve
-    from fake_partner.server import listen, serve_asgi
+    from fake_partner.server import serve_asgi
     from harness.gateway import Gateway, serve_gateway
 
     pairs = 20 if quick else 100
-    sock = listen("127.0.0.1", 0)
+    # The baseline's socket is made here, TCP explicitly, not by the listen() under test.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
     minimal = f"http://127.0.0.1:{sock.getsockname()[1]}"
     body = b'{"name": "x"}' + b" " * 2000
     results: dict[str, list[float]] = {"minimal": [], "partner": [], "gateway": []}
@@ -426,7 +430,7 @@ def big_bodies(calls: int, bounded: bool) -> dict[str, Any]:
             judged.append(
                 (
                     exchange.status,
-                    exchange.response_size,
+                    getattr(exchange, "response_size", len(exchange.response_body)),
                     getattr(exchange, "response_is_json", exchange.response_json() is not None),
                     isinstance(exchange.response_json(), dict),
                     MASK.encode() in exchange.response_body,
@@ -450,7 +454,6 @@ def big_bodies(calls: int, bounded: bool) -> dict[str, Any]:
 def _connector_process(port: int) -> Iterator[None]:
     """The 50 MB connector under uvicorn in a process of its own (as ``--cmd`` runs one),
     so only the harness side counts in this process's peak memory."""
-    import socket
     import sys
 
     process = subprocess.Popen(
