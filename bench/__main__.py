@@ -1,116 +1,281 @@
-"""Measure the in-process paths that must sustain large loads, and print the figures.
+"""``python -m bench``: every figure of the performance table, as a ratio to its baseline.
 
-``python -m bench`` (100,000 users) or ``python -m bench --users 10000`` for a quick look.
-Figures, not assertions: speed targets are read here, never timed in tests.
+Each figure runs in a child process of its own (so its peak memory is its own); a figure
+and its baseline are measured in the same run, interleaved, over several rounds, and
+summarised by medians: the machine is shared, so absolute numbers drift and ratios much
+less. ``--quick`` is a short run (smaller loads, fewer rounds). Figures, not assertions:
+no test times anything.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
+import shlex
+import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+from bench import figures
 
-from fake_partner import Partner
-from harness.generators import make_users
-from harness.platform import Platform
-from harness.simulator import SimulatorSettings
+FIGURES = (
+    "request",
+    "load",
+    "loopback",
+    "ingest",
+    "verify-cmd",
+    "keepalive",
+    "big-bodies",
+    "big-verify",
+)
+DEFAULT = FIGURES[:-1]  # big-verify takes minutes (see docs/performance.md): --only big-verify
 
 
-def _rss_mib() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# --- child side ---------------------------------------------------------------------------------
 
 
-def _timed(label: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    before = _rss_mib()
-    start = time.perf_counter()
-    figures = fn()
-    seconds = time.perf_counter() - start
-    result = {
-        "benchmark": label,
-        "seconds": round(seconds, 2),
-        **figures,
-        "peak_rss_mib": round(_rss_mib(), 1),
-        "peak_rss_growth_mib": round(_rss_mib() - before, 1),
+def _child(name: str, quick: bool, size: int | None) -> dict[str, Any]:
+    runners: dict[str, Callable[[], dict[str, Any]]] = {
+        "request": lambda: figures.request(quick),
+        "load": lambda: figures.load(size or (10_000 if quick else 100_000)),
+        "load-floor": lambda: figures.load_floor(size or (10_000 if quick else 100_000)),
+        "ingest": lambda: figures.ingest(size or (100_000 if quick else 1_000_000)),
+        "keepalive": lambda: figures.keepalive(quick),
+        "loopback": lambda: figures.loopback(quick),
+        "big-bodies": lambda: figures.big_bodies(size or (6 if quick else 12), True),
+        "big-bodies-unbounded": lambda: figures.big_bodies(size or (6 if quick else 12), False),
+        "big-verify": figures.big_verify,
     }
-    print(json.dumps(result), flush=True)
+    result = runners[name]()
+    result["peak_rss_mib"] = round(figures.peak_rss_mib(), 1)
     return result
 
 
-def bench_generate(users: int) -> dict[str, Any]:
-    generated = make_users(users, seed=1)
-    return {"users": len(generated)}
+# --- parent side --------------------------------------------------------------------------------
 
 
-def bench_initial_load(users: int) -> dict[str, Any]:
-    """The feed's initial loading through the reference connector, in-process."""
-    population = make_users(users, seed=2)
-    with Platform(settings=SimulatorSettings()) as platform:
-        feed = platform.new_feed()
-        feed.create()
-        feed.connect()
-        start = time.perf_counter()
-        feed.upsert(population)
-        feed.flush()
-        seconds = time.perf_counter() - start
-        converged = feed.partner_membership() == feed.expected_membership()
-        accounting = feed.accounting
-        return {
-            "users": users,
-            "updates_per_second": round(users / seconds),
-            "batches": accounting.batches,
-            "items_reported_success": accounting.items_reported_success,
-            "trace_exchanges": len(platform.trace),
-            "converged": converged,
-        }
+def _spawn(name: str, quick: bool, size: int | None) -> dict[str, Any]:
+    """Run one figure in a child; its JSON result plus its peak RSS and wall time."""
+    args = [sys.executable, "-m", "bench", "--child", name]
+    if quick:
+        args.append("--quick")
+    if size is not None:
+        args += ["--size", str(size)]
+    start = time.perf_counter()
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = process.communicate()
+    wall = time.perf_counter() - start
+    if process.returncode != 0:
+        return {"error": f"exit {process.returncode}: {err.strip()[-600:]}", "wall": wall}
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["wall"] = round(wall, 1)
+    return result
 
 
-def bench_partner_uploads(users: int) -> dict[str, Any]:
-    """The fake partner alone: uploads of 10,000 operations, no connector."""
-    partner = Partner()
-    token = partner.seed_access_token(["acc-1"])
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(transport=partner.transport(), base_url="https://partner.test") as client:
-        segment = client.post(
-            "/v1/accounts/acc-1/segments", json={"name": "bench"}, headers=headers
-        ).json()["id"]
-        partner.clock.advance(61)  # past provisioning, within the token lifetime
-        accepted = 0
-        for start in range(0, users, 10_000):
-            operations = [
-                {"action": "ADD", "identifiers": [{"type": "PARTNER_USER_ID", "value": f"u{i}"}]}
-                for i in range(start, min(users, start + 10_000))
-            ]
-            answer = client.post(
-                f"/v1/segments/{segment}/members", json={"operations": operations}, headers=headers
-            )
-            accepted += answer.json()["accepted"]
-    return {"identifiers": users, "accepted": accepted}
+def _line(figure: str, text: str, data: dict[str, Any]) -> None:
+    print(f"{figure:<11} {text}", flush=True)
+    print("  " + json.dumps(data), flush=True)
+
+
+def _met(ok: bool) -> str:
+    return "goal met" if ok else "goal NOT met"
+
+
+def run_request(quick: bool) -> None:
+    data = _spawn("request", quick, None)
+    if "error" in data:
+        _line("request", "FAILED", data)
+        return
+    ratio = data["ratio_vs_respx"]
+    _line(
+        "request",
+        f"10-op upload: {ratio}x a static respx route, {data['ratio_vs_mock_transport']}x a "
+        f"static MockTransport (goal <= 1.2x respx): {_met(ratio <= 1.2)}",
+        data,
+    )
+
+
+def run_load(quick: bool, rounds: int, size: int | None) -> None:
+    floors, loads = [], []
+    for _ in range(rounds):
+        floors.append(_spawn("load-floor", quick, size))
+        loads.append(_spawn("load", quick, size))
+    bad = [d for d in floors + loads if "error" in d]
+    if bad:
+        _line("load", "FAILED", bad[0])
+        return
+    floor = statistics.median(d["seconds"] for d in floors)
+    seconds = statistics.median(d["seconds"] for d in loads)
+    users = loads[0]["users"]
+    rate = users / seconds
+    peak = max(d["peak_rss_mib"] for d in loads)
+    data = {
+        "users": users,
+        "load_seconds": round(seconds, 2),
+        "floor_seconds": round(floor, 2),
+        "users_per_second": round(rate),
+        "peak_rss_mib": peak,
+        "gc_share": statistics.median(d["gc_share"] for d in loads),
+        "trace_held_mib": loads[-1].get("trace_held_mib"),
+        "converged": all(d["converged"] for d in loads),
+        "rounds": rounds,
+    }
+    ok = rate >= 20_000 and peak <= 300
+    _line(
+        "load",
+        f"{users} users in-process: {seconds / floor:.2f}x the floor, {rate:,.0f} users/s, "
+        f"peak {peak:.0f} MiB (goal >= 20,000 users/s, <= 300 MB): {_met(ok)}",
+        data,
+    )
+
+
+def run_loopback(quick: bool) -> None:
+    data = _spawn("loopback", quick, None)
+    if "skipped" in data:
+        _line("loopback", f"skipped: {data['skipped']}", data)
+        return
+    if "error" in data:
+        _line("loopback", "FAILED", data)
+        return
+    ratio = data["ratio_vs_wrk"]
+    _line(
+        "loopback",
+        f"Python driver over loopback: {ratio}x what wrk -c1 gets (goal >= 0.5): "
+        f"{_met(ratio >= 0.5)}",
+        data,
+    )
+
+
+def run_ingest(quick: bool, size: int | None) -> None:
+    data = _spawn("ingest", quick, size)
+    if "error" in data:
+        _line("ingest", "FAILED", data)
+        return
+    rate, peak = data["partner_ops_per_second"], data["peak_rss_mib"]
+    ok = rate >= 500_000 and peak <= 150
+    _line(
+        "ingest",
+        f"served partner, 10k-op batches to {data['members']:,} members: {rate:,} ops/s = "
+        f"{data['ratio_vs_baseline']}x a minimal uvicorn app parsing the same body; peak "
+        f"{peak:.0f} MiB for the whole process (goal >= 500k ops/s, <= 150 MB): {_met(ok)}",
+        data,
+    )
+
+
+def run_verify_cmd(quick: bool, rounds: int) -> None:
+    clauses = ["--clauses", "CREATE-OK,UPDATE-ELIGIBLE"] if quick else []
+    base = ["feed-harness", "verify", *clauses]
+    command = [*base, "--cmd", "feed-harness serve-connector"]
+    in_process, served = [], []
+    for _ in range(rounds):
+        in_process.append(figures.run_command(base))
+        served.append(figures.run_command(command))
+    wall = statistics.median(d["wall"] for d in served)
+    cpu = statistics.median(d["cpu"] for d in served)
+    baseline = statistics.median(d["wall"] for d in in_process)
+    data = {
+        "cmd_wall_s": round(wall, 1),
+        "cmd_cpu_s": round(cpu, 1),
+        "in_process_wall_s": round(baseline, 1),
+        "exit_codes": sorted({d["code"] for d in in_process + served}),
+        "clauses": "lifecycle subset" if quick else "all",
+        "rounds": rounds,
+    }
+    goal = "" if quick else f" (goal <= 20 s): {_met(wall <= 20)}"
+    _line(
+        "verify-cmd",
+        f"verify --cmd serve-connector: {wall:.1f} s wall, {cpu:.1f} s CPU = "
+        f"{wall / baseline:.2f}x in-process verify{goal}",
+        data,
+    )
+
+
+def run_keepalive(quick: bool) -> None:
+    data = _spawn("keepalive", quick, None)
+    if "error" in data:
+        _line("keepalive", "FAILED", data)
+        return
+    ms = data["two_requests_ms"]
+    ok = max(ms["partner"], ms["gateway"]) < 10
+    _line(
+        "keepalive",
+        f"two keep-alive requests: partner {ms['partner']} ms "
+        f"({data['ratio_partner_vs_minimal']}x a minimal uvicorn app), gateway "
+        f"{ms['gateway']} ms ({data['ratio_gateway_vs_minimal']}x) (goal well under 10 ms): "
+        f"{_met(ok)}",
+        data,
+    )
+
+
+def run_big_bodies(quick: bool, size: int | None) -> None:
+    unbounded = _spawn("big-bodies-unbounded", quick, size)
+    data = _spawn("big-bodies", quick, size)
+    if "error" in data or "error" in unbounded:
+        _line("big-bodies", "FAILED", data if "error" in data else unbounded)
+        return
+    peak, before = data["peak_rss_mib"], unbounded["peak_rss_mib"]
+    _line(
+        "big-bodies",
+        f"verify-like loop, {data['calls']} answers of {data['answer_mib']} MiB: peak "
+        f"{peak:.0f} MiB bounded, {before:.0f} MiB with an unbounded trace "
+        f"({peak / before:.2f}x); every answer judged JSON: {data['judged_json']} "
+        f"(goal < 500 MB): {_met(peak < 500 and data['judged_json'])}",
+        {"bounded": data, "unbounded": unbounded},
+    )
+
+
+def run_big_verify(quick: bool) -> None:
+    data = _spawn("big-verify", quick, None)
+    if "error" in data:
+        _line("big-verify", "FAILED", data)
+        return
+    peak = data["peak_rss_mib"]
+    _line(
+        "big-verify",
+        f"verify (lifecycle run) against 50 MB answers: {data['seconds']} s, peak {peak:.0f} "
+        f"MiB, verdicts {data['verdicts']} (goal < 500 MB with a verdict): "
+        f"{_met(peak < 500 and bool(data['verdicts']))}",
+        data,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--users", type=int, default=100_000, help="users per benchmark")
-    parser.add_argument(
-        "--only", choices=["generate", "partner", "load"], help="run one benchmark only"
-    )
+    parser.add_argument("--quick", action="store_true", help="a short run (smaller, fewer)")
+    parser.add_argument("--only", action="append", choices=FIGURES, help="run these figures")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds of process figures")
+    parser.add_argument("--size", type=int, default=None, help="users / members of a load")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.users <= 0:
-        parser.error("--users must be a positive number")
-    benches = {
-        "generate": lambda: bench_generate(args.users),
-        "partner": lambda: bench_partner_uploads(args.users),
-        "load": lambda: bench_initial_load(args.users),
+    # `feed-harness` (the connector command, verify) from this interpreter's environment
+    scripts = os.path.dirname(sys.executable)
+    os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
+    if args.child:
+        print(json.dumps(_child(args.child, args.quick, args.size)), flush=True)
+        return 0
+    rounds = args.rounds or (2 if args.quick else 3)
+    chosen = args.only or list(DEFAULT)
+    print(
+        f"python -m bench{' --quick' if args.quick else ''}: {', '.join(chosen)} "
+        f"(cpus: {os.cpu_count()}, {shlex.join(sys.argv[1:]) or 'defaults'})",
+        flush=True,
+    )
+    runners: dict[str, Callable[[], None]] = {
+        "request": lambda: run_request(args.quick),
+        "load": lambda: run_load(args.quick, rounds, args.size),
+        "loopback": lambda: run_loopback(args.quick),
+        "ingest": lambda: run_ingest(args.quick, args.size),
+        "verify-cmd": lambda: run_verify_cmd(args.quick, rounds),
+        "keepalive": lambda: run_keepalive(args.quick),
+        "big-bodies": lambda: run_big_bodies(args.quick, args.size),
+        "big-verify": lambda: run_big_verify(args.quick),
     }
-    for name, fn in benches.items():
-        if args.only in (None, name):
-            _timed(name, fn)
+    for name in chosen:
+        runners[name]()
     return 0
 
 

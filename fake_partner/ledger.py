@@ -1,17 +1,21 @@
 """The ledger: every request the partner handled, in order, with who, what and the outcome.
 
 Tokens appear only as fingerprints (``fp-`` + 12 hex of their SHA-256), never raw.
-Operations are stored as small frozen records sharing the parsed strings, never copies
-of the request body. The query methods answer the conformance clauses' questions.
+An entry's operations are stored compactly (:class:`LedgerOperations`: one flat tuple of
+the identifiers it received, sharing the parsed strings with the membership, an offset,
+an action code and an outcome byte per operation, the rejection codes by index), and
+read back as :class:`LedgerOperation` records on demand. The query methods answer the
+conformance clauses' questions.
 """
 
 from __future__ import annotations
 
 import threading
+from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from fake_partner.clock import isoformat
 
@@ -43,6 +47,135 @@ class LedgerOperation:
         }
 
 
+_ACCEPTED = 1
+_REJECTED = 2
+
+
+class LedgerOperations(Sequence[LedgerOperation]):
+    """An upload's operations, compact: what a tuple of :class:`LedgerOperation` says,
+    in about 6 bytes per operation plus 8 per identifier, instead of two objects each.
+
+    Per-request counts (``accepted``, ``rejected``) and the rejected indices are kept
+    as such; items are rebuilt on access (equal to the records they came from).
+    """
+
+    __slots__ = ("_accepted", "_actions", "_codes", "_identifiers", "_names", "_offsets", "_state")
+
+    def __init__(
+        self,
+        operations: Iterable[tuple[str, tuple[Member, ...]]],
+        accepted: Sequence[bool] | None = None,
+        codes: Sequence[str | None] | None = None,
+    ) -> None:
+        """From ``(action, identifiers)`` pairs and per-operation outcomes (``None``:
+        none accepted / none judged), as the HTTP face knows them."""
+        names: dict[str, int] = {}
+        codes_of_actions: list[int] = []
+        every_action: list[str] = []
+        offsets = array("I", [0])
+        identifiers: list[Member] = []
+        for action, members in operations:
+            code = names.get(action)
+            if code is None:
+                code = names[action] = len(names)
+            codes_of_actions.append(code)
+            every_action.append(action)
+            identifiers.extend(members)
+            offsets.append(len(identifiers))
+        count = len(codes_of_actions)
+        # One byte per action (ADD, REMOVE, the odd invalid one); more distinct: kept whole.
+        self._actions: bytes | None = bytes(codes_of_actions) if len(names) <= 256 else None
+        self._names: tuple[str, ...] = (
+            tuple(names) if self._actions is not None else tuple(every_action)
+        )
+        self._offsets = offsets
+        self._identifiers = tuple(identifiers)
+        state = bytearray(count)
+        rejected: dict[int, str] = {}
+        accepted_count = 0
+        for index in range(count):
+            if accepted is not None and accepted[index]:
+                state[index] = _ACCEPTED
+                accepted_count += 1
+            code_of = codes[index] if codes is not None else None
+            if code_of is not None:
+                state[index] |= _REJECTED
+                rejected[index] = code_of
+        self._state = bytes(state)
+        self._codes = rejected
+        self._accepted = accepted_count
+
+    @classmethod
+    def of(cls, records: Iterable[LedgerOperation]) -> LedgerOperations:
+        """From records (indices are positions)."""
+        given = list(records)
+        return cls(
+            ((r.action, r.identifiers) for r in given),
+            [r.accepted for r in given],
+            [r.code for r in given],
+        )
+
+    @property
+    def accepted(self) -> int:
+        """How many operations were applied."""
+        return self._accepted
+
+    @property
+    def rejected(self) -> int:
+        """How many operations were rejected with a code."""
+        return len(self._codes)
+
+    @property
+    def rejected_indices(self) -> dict[int, str]:
+        """Index -> rejection code, for the operations rejected."""
+        return dict(self._codes)
+
+    def identifiers(self) -> tuple[Member, ...]:
+        """Every identifier received, in order (repeats included)."""
+        return self._identifiers
+
+    def __len__(self) -> int:
+        return len(self._state)
+
+    @overload
+    def __getitem__(self, index: int) -> LedgerOperation: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[LedgerOperation, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> LedgerOperation | tuple[LedgerOperation, ...]:
+        if isinstance(index, slice):
+            return tuple(self._item(i) for i in range(*index.indices(len(self))))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("operation index out of range")
+        return self._item(index)
+
+    def _item(self, index: int) -> LedgerOperation:
+        offsets = self._offsets
+        return LedgerOperation(
+            index,
+            self._names[index if self._actions is None else self._actions[index]],
+            self._identifiers[offsets[index] : offsets[index + 1]],
+            bool(self._state[index] & _ACCEPTED),
+            self._codes.get(index),
+        )
+
+    def __iter__(self) -> Iterator[LedgerOperation]:
+        return (self._item(index) for index in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LedgerOperations | tuple | list):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LedgerOperations({len(self)} operations, {self._accepted} accepted)"
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
     """One request: sequence, clock times, who, what, and the outcome.
@@ -64,11 +197,22 @@ class LedgerEntry:
     segment_id: str | None
     status: int | None
     error_code: str | None
-    operations: tuple[LedgerOperation, ...]
+    operations: Sequence[LedgerOperation]
+    """Given as a tuple of records (or :class:`LedgerOperations`); kept compact."""
     applied: bool
     faults: tuple[str, ...]
     grant_type: str | None = None
     partial_failure: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.operations, LedgerOperations):
+            object.__setattr__(self, "operations", LedgerOperations.of(self.operations))
+
+    @property
+    def compact(self) -> LedgerOperations:
+        """The operations in their compact form (counts, rejected indices, identifiers)."""
+        assert isinstance(self.operations, LedgerOperations)
+        return self.operations
 
     @property
     def dropped(self) -> bool:
@@ -76,11 +220,11 @@ class LedgerEntry:
 
     @property
     def accepted(self) -> int:
-        return sum(1 for operation in self.operations if operation.accepted)
+        return self.compact.accepted
 
     @property
     def rejected(self) -> int:
-        return sum(1 for operation in self.operations if operation.code is not None)
+        return self.compact.rejected
 
     def to_json(self, operations: bool = True) -> dict[str, Any]:
         """Plain data (for ``GET /_admin/ledger``); ``operations=False`` keeps only counts."""
@@ -193,8 +337,7 @@ class Ledger:
     def identifiers_received(self) -> Iterator[Member]:
         """Every ``(type, value)`` received, accepted or not, repeats included, in order."""
         for entry in self.entries:
-            for operation in entry.operations:
-                yield from operation.identifiers
+            yield from entry.compact.identifiers()
 
     def values_seen(self) -> set[Member]:
         """The distinct ``(type, value)`` pairs ever received (for "no raw PII received")."""

