@@ -22,6 +22,7 @@ from contracts.plugin_api import (
 from harness.clauses import Verdict, get_clause
 from harness.clauses.checks_faults import (
     INVALID_GRANT,
+    PARTIAL,
     RATE_LIMIT_RUNS,
     TOKEN_EXPIRY,
     TRANSIENT_RUNS,
@@ -33,6 +34,7 @@ from harness.clauses.runs_faults import (
     CONNECTION_FAULTS,
     PLUGIN_VERSION_ID,
     RUN_SPECS,
+    SPLIT_OPERATIONS,
     TAMPERED_STATES,
     USER_ID,
     tampered_states,
@@ -103,6 +105,20 @@ def test_the_runs_are_registered_and_make_their_faults_fire(
     assert partner[INVALID_GRANT]["invalid_grant"] >= 1
     assert reference_evidence["preset:not-ready-for-3-polls"].notes["connection"]["attempts"] == 4
     assert reference_evidence[AUTH_RUN].notes["skipped"] == {}
+    assert reference_evidence[AUTH_RUN].notes["state_format"] == "fernet"
+    # connection meets a 429 with and without Retry-After, a 503 and a drop, then is ready
+    faults = reference_evidence[CONNECTION_FAULTS]
+    assert faults.notes["connection"]["attempts"] == 5
+    assert (faults.notes["partner"]["answers_429"], faults.notes["partner"]["answers_5xx"]) == (
+        2,
+        1,
+    )
+    assert faults.notes["partner"]["dropped"] == 1
+    # the mixed-invalid-items batches of 20 go out in two uploads each
+    split = reference_evidence[PARTIAL]
+    sizes = [len(e.operations) for e in split.partner.ledger.uploads()]
+    assert max(sizes) == SPLIT_OPERATIONS
+    assert split.notes["partner"]["uploads"] > split.notes["feed"]["batches"]
 
 
 def test_every_clause_declares_its_runs() -> None:
