@@ -601,8 +601,8 @@ def _one_field_changed(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _as_attacker(payload: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    """What an attacker who knows the format composes: the same fields, their own nonce
-    and a fresh issue time."""
+    """What an attacker who knows the format composes: the same fields, their own nonce,
+    a fresh issue time (and expiry in the future)."""
     now = int(time.time())
     composed = dict(payload)
     for key, value in payload.items():
@@ -611,7 +611,7 @@ def _as_attacker(payload: dict[str, Any], rng: random.Random) -> dict[str, Any]:
                 : max(len(value), 8)
             ]
         elif key in _TIME_KEYS and isinstance(value, int | float) and not isinstance(value, bool):
-            composed[key] = now
+            composed[key] = now + 600 if key == "exp" else now  # valid for 10 more minutes
     return composed if composed != payload else _one_field_changed(payload)
 
 

@@ -375,6 +375,14 @@ def test_refreshing_once_the_token_is_half_way_through_its_life_is_proactive() -
     assert _check("TOKEN-REFRESH", run).outcome == "skipped"
 
 
+def test_a_run_that_grew_is_read_again() -> None:
+    run = RunBuilder()
+    _expired_upload(run)
+    assert _check("TOKEN-REFRESH", run).outcome == "passed"
+    _expired_upload(run, refreshes=0)
+    assert _check("TOKEN-REFRESH", run).outcome == "failed"
+
+
 # TOKEN-INVALID-GRANT
 
 
