@@ -23,6 +23,7 @@ from contracts.routes import DELAY_HEADER, ROUTES, route_for_path
 from fake_partner import LedgerEntry
 from harness.clauses.evidence import Evidence, RunRecord, not_implemented
 from harness.clauses.registry import Verdict, clause
+from harness.clauses.runs_core import PROBE_TAG
 from harness.clauses.runs_faults import (
     ACCOUNT,
     AUTH_RUN,
@@ -519,9 +520,10 @@ def _check_needless(run: _Run, problems: _Problems) -> None:
 )
 def token_invalid_grant(evidence: Evidence) -> Verdict:
     """In every run where the partner refused a refresh with 400 invalid_grant: the platform
-    call of that refresh, and every later partner-bound feed call that got nothing from the
-    partner, answers error/ERROR with a message naming re-authentication (the status query:
-    ``not_authenticated``; test_authentication: ``invalid_credentials``); and from the first
+    call of that refresh, and every later call of that feed answered without a partner
+    request (the connector remembers), answers error/ERROR with a message naming
+    re-authentication (the status query: ``not_authenticated``; test_authentication:
+    ``invalid_credentials``); and from the first
     refusal of a refresh token on, at most one refresh attempt with it per platform call (and
     one outside any call)."""
     problems = _Problems()
@@ -545,23 +547,40 @@ def token_invalid_grant(evidence: Evidence) -> Verdict:
     )
 
 
+def _feed_of(call: Exchange) -> str | None:
+    """The feed a platform call is about (``feed_id``, or the batch context's)."""
+    body = call.request_json()
+    if not isinstance(body, dict):
+        return None
+    context = body.get("context")
+    feed = body.get("feed_id") or (context.get("feed_id") if isinstance(context, dict) else None)
+    return str(feed) if feed is not None else None
+
+
+def _knows_refused(run: _Run, call: Exchange, feeds: set[str], after: int) -> bool:
+    """A later feed call of a feed whose refresh token was refused, answered without asking
+    the partner anything: its answer must say it too (the connector knows why it cannot)."""
+    if call.seq < after or _route(call) not in _PARTNER_ROUTES or call.tags.get(PROBE_TAG):
+        return False
+    if _feed_of(call) not in feeds or run.nested(call) or _status(call) == "not_implemented":
+        return False
+    body = call.request_json()
+    content = body.get("batch_content", [None]) if isinstance(body, dict) else [None]
+    return content != []  # an empty batch answers OK 0 0 (BATCH-EMPTY)
+
+
 def _check_reauth_answers(run: _Run, refused: list[LedgerEntry], problems: _Problems) -> int:
-    owners = {call.seq for entry in refused if (call := run.owner(entry)) is not None}
-    first = run.seq_of(refused[0]) or 0
+    owners = [call for entry in refused if (call := run.owner(entry)) is not None]
+    seqs = {call.seq for call in owners}
+    feeds = {feed for call in owners if (feed := _feed_of(call)) is not None}
+    first = min(seqs, default=0)
     judged = 0
     for call in run.calls:
         name = _route(call)
         if name is None or not_implemented(call):
             continue
-        if call.seq not in owners:
-            # a later feed call that needs the partner and got nothing from it
-            if call.seq < first or name not in (*_PARTNER_ROUTES, "user_segment_update"):
-                continue
-            nested = run.nested_entries(call)
-            if name == "user_segment_update" and not nested:
-                continue  # a batched connector's update never calls the partner
-            if any(_ok(e.status) and not _is_refresh(e) for e in nested):
-                continue
+        if call.seq not in seqs and not _knows_refused(run, call, feeds, first):
+            continue
         judged += 1
         status = _status(call)
         if status in _REAUTH_STATUSES.get(name, ()):

@@ -273,8 +273,12 @@ def test_not_implemented_as_a_server_error_fails() -> None:
 OK_BATCH = {"status": "OK", "sent_items_in_success": 0, "sent_items_in_error": 0}
 
 
+FEED_ID = "7001"
+
+
 def _batch(size: int) -> dict[str, Any]:
-    return {"batch_content": [f"item-{i}" for i in range(size)], "ts": 0, "context": {}}
+    content = [f"item-{i}" for i in range(size)]
+    return {"batch_content": content, "ts": 0, "context": {"feed_id": FEED_ID}}
 
 
 def _batch_answer(status: str, success: int, error: int) -> dict[str, Any]:
@@ -425,11 +429,14 @@ def test_invalid_grant_retried_in_the_same_call_is_a_storm() -> None:
 def test_a_later_call_that_gets_nothing_from_the_partner_must_say_it_too() -> None:
     run = RunBuilder()
     _refused_refresh(run, {**_batch_answer("ERROR", 0, 2), "message": REAUTH})
-    with run.call("troubleshoot", {"action": "FETCH_DESTINATION_AUDIENCE"}) as call:
-        call.answer(200, {"status": "ok", "data": {}})
-    verdict = _check("TOKEN-INVALID-GRANT", run)
-    assert verdict.outcome == "failed"
+    for feed_id in ("7002", FEED_ID):  # another feed's call is not judged, this feed's is
+        body = {"feed_id": feed_id, "action": "FETCH_DESTINATION_AUDIENCE"}
+        with run.call("troubleshoot", body) as call:
+            call.answer(200, {"status": "ok", "data": {}})
+        verdict = _check("TOKEN-INVALID-GRANT", run)
+        assert verdict.outcome == ("failed" if feed_id == FEED_ID else "passed")
     assert "troubleshoot answered" in verdict.message
+    assert verdict.seqs == (call.seq,)
 
 
 def test_a_status_query_answers_not_authenticated_to_a_refused_token() -> None:
