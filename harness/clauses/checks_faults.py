@@ -1,8 +1,11 @@
 """The partner-fault, authentication and optional-route clauses of ``clauses.md``.
 
-Checks read the runs of ``runs_faults`` (and any other run present): the trace links a
-partner request to the platform call it was made in (sequence numbers nest), and the
-partner's ledger, joined on ``X-Request-Id``, says what the partner did with it.
+Each fault check is an invariant judged wherever its premise occurs, in every run of the
+evidence (the preset runs exist to make the premises occur; the user's ``--scenario``
+and the stateful examples add more). The trace links a partner request to the platform
+call it was made in (sequence numbers nest), and the partner's ledger, joined on
+``X-Request-Id``, says what the partner did with it. A premise that occurs nowhere makes
+the clause ``skipped`` ("not exercised"), never ``passed``.
 """
 
 from __future__ import annotations
@@ -20,10 +23,18 @@ from contracts.routes import DELAY_HEADER, ROUTES, route_for_path
 from fake_partner import LedgerEntry
 from harness.clauses.evidence import Evidence, RunRecord, not_implemented
 from harness.clauses.registry import Verdict, clause
-from harness.clauses.runs_faults import ACCOUNT, AUTH_RUN, preset_run
+from harness.clauses.runs_core import PROBE_TAG
+from harness.clauses.runs_faults import (
+    ACCOUNT,
+    AUTH_RUN,
+    CONNECTION_FAULTS,
+    TAMPERED_STATES,
+    preset_run,
+)
 from harness.trace import Exchange
 
 __all__ = [
+    "CONNECTION_FAULTS",
     "INVALID_GRANT",
     "PARTIAL",
     "RATE_LIMIT_RUNS",
@@ -32,6 +43,7 @@ __all__ = [
     "auth_roundtrip",
     "auth_state_tamper",
     "auth_status",
+    "connect_transient",
     "dynamic_properties",
     "not_implemented_ok",
     "partial_failure",
@@ -51,18 +63,19 @@ TRANSIENT_RUNS = (
     preset_run("ambiguous-drop"),
 )
 PARTIAL = preset_run("mixed-invalid-items")
+"""The runs made to reach each premise (``Clause.runs``: a broken one fails its clause).
+The checks read every run, not only these."""
 
 _FAULTS = "Partner faults"
 _AUTH = "Troubleshoot, authentication, dynamic properties"
+_CONNECTION = "connection"
 _UPLOAD_ROUTE = "POST /v1/segments/{segment_id}/members"
 _REAUTH = re.compile(r"re-?auth|authenticat", re.IGNORECASE)
 _NOT_IMPLEMENTED_TEXT = re.compile(r"not[ _-]?implemented|not supported|unsupported", re.I)
-_RETRY_STATUS = {
-    "batch_update": "RETRY",
-    "user_segment_update": "retry",
-    "external_segment_connection": "external_segment_not_ready_yet",
-}
-"""What a platform call answers when a transient partner failure stopped it."""
+_RETRY_STATUS = {"batch_update": "RETRY", "user_segment_update": "retry"}
+"""What an update or batch call answers when a transient partner failure stopped it."""
+_NOT_READY = "external_segment_not_ready_yet"
+_DELIVERY_ROUTES = frozenset(_RETRY_STATUS)
 _PARTNER_ROUTES = (
     "external_segment_creation",
     "external_segment_connection",
@@ -70,8 +83,16 @@ _PARTNER_ROUTES = (
     "troubleshoot",
 )
 """Feed routes that cannot do their work without the partner."""
+_REAUTH_STATUSES = {
+    "authentication_status": ("not_authenticated",),
+    "test_authentication": ("invalid_credentials",),
+}
+"""Besides ``error`` naming re-authentication: the answers of routes whose own status
+says that the user must log in again."""
 _OPTIONAL_ROUTES = frozenset(r.name for r in ROUTES if r.optional)
 _MAX_LISTED = 5
+_VIEW = "_checks_faults_view"
+"""The attribute of a RunRecord caching its :class:`_Run` (rebuilt when the run grew)."""
 
 
 # ---------------------------------------------------------------------- reading a run
@@ -88,6 +109,7 @@ class _Run:
     by_request_id: dict[str, LedgerEntry] = field(init=False)
     exchange_of: dict[str, Exchange] = field(init=False)
     _starts: list[int] = field(init=False)
+    _partner_seqs: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
         trace = self.record.trace
@@ -105,6 +127,7 @@ class _Run:
             if request_id:
                 self.exchange_of[request_id] = exchange
         self._starts = [c.seq for c in self.calls]
+        self._partner_seqs = [e.seq for e in self.partner]
 
     @property
     def name(self) -> str:
@@ -135,7 +158,9 @@ class _Run:
     def nested(self, call: Exchange) -> list[Exchange]:
         """The partner exchanges made while ``call`` was open."""
         end = call.end_seq if call.end_seq is not None else math.inf
-        return [e for e in self.partner if call.seq < e.seq < end]
+        first = bisect.bisect_right(self._partner_seqs, call.seq)
+        last = len(self.partner) if end == math.inf else bisect.bisect_left(self._partner_seqs, end)
+        return self.partner[first:last]
 
     def nested_entries(self, call: Exchange) -> list[LedgerEntry]:
         return [entry for e in self.nested(call) if (entry := self.entry(e)) is not None]
@@ -151,6 +176,23 @@ class _Run:
         return _by_seq(self, self.record.notes.get(key))
 
 
+def _view(record: RunRecord) -> _Run:
+    """The record's joined view, built once per record (again when the run grew since)."""
+    size = (len(record.trace), len(record.partner.ledger))
+    cached = getattr(record, _VIEW, None)
+    if isinstance(cached, tuple) and cached[0] == size:
+        view: _Run = cached[1]
+        return view
+    view = _Run(record)
+    setattr(record, _VIEW, (size, view))
+    return view
+
+
+def _runs(evidence: Evidence) -> list[_Run]:
+    """Every run of the evidence, joined."""
+    return [_view(record) for record in evidence]
+
+
 @dataclass
 class _Problems:
     """What a check found wrong, in order: the text, the run, and the seqs that show it."""
@@ -160,7 +202,7 @@ class _Problems:
     def add(self, text: str, seqs: Iterable[int | None] = (), run: str | None = None) -> None:
         self.items.append((text, run, sorted({s for s in seqs if s is not None})))
 
-    def verdict(self, run: str) -> Verdict | None:
+    def verdict(self, run: str | None = None) -> Verdict | None:
         """A failed verdict listing the problems (the first one's seqs and run), or None."""
         if not self.items:
             return None
@@ -179,7 +221,9 @@ def _by_seq(run: _Run, note: Any) -> Exchange | None:
     return run.calls[index] if index < len(run.calls) and run.calls[index].seq == seq else None
 
 
-def _route(exchange: Exchange) -> str | None:
+def _route(exchange: Exchange | None) -> str | None:
+    if exchange is None:
+        return None
     found = route_for_path(exchange.method, exchange.path)
     return found.name if found is not None else None
 
@@ -235,34 +279,57 @@ def _ok(status: int | None) -> bool:
     return status is not None and 200 <= status < 300
 
 
-def _required(evidence: Evidence, name: str) -> _Run | Verdict:
-    """The run, or a failed verdict saying it is missing."""
-    record = evidence.get(name)
-    if record is None:
-        return Verdict.failed(f"run {name!r} was not executed: this clause needs it", run=name)
-    return _Run(record)
+def _transient(exchange: Exchange) -> str | None:
+    """What made a partner exchange a transient failure (429, 5xx, no answer), or None."""
+    if exchange.status is not None:
+        if exchange.status == 429 or exchange.status >= 500:
+            return f"HTTP {exchange.status}"
+        return None
+    if exchange.failure in ("connection", "timeout"):
+        return "a dropped connection" if exchange.failure == "connection" else "a timeout"
+    return None
 
 
-def _all_required(evidence: Evidence, names: Iterable[str]) -> list[_Run] | Verdict:
-    runs: list[_Run] = []
-    for name in names:
-        run = _required(evidence, name)
-        if isinstance(run, Verdict):
-            return run
-        runs.append(run)
-    return runs
+def _recovered(run: _Run, call: Exchange, failed: Exchange) -> bool:
+    """The same request was re-sent later in the same call and answered 2xx."""
+    return any(
+        e.seq > failed.seq
+        and (e.method, e.path, e.request_body) == (failed.method, failed.path, failed.request_body)
+        and _ok(e.status)
+        for e in run.nested(call)
+    )
 
 
-def _finish(runs: Iterable[_Run], verdict: Verdict) -> Verdict:
-    """A verdict that is not a failure becomes one when a run it read stopped early."""
-    for run in runs:
-        if run.record.aborted and verdict.outcome != "failed":
-            return Verdict.failed(
-                f"run {run.name} stopped early ({run.record.aborted}); checked before that: "
-                f"{verdict.message or 'nothing'}",
-                run=run.name,
-            )
-    return verdict
+def _stopped(evidence: Evidence, names: Iterable[str]) -> str:
+    """``; run X stopped early (why)`` for the named runs that did, for messages."""
+    stopped = [
+        f"run {record.name} stopped early ({record.aborted})"
+        for name in names
+        if (record := evidence.get(name)) is not None and record.aborted
+    ]
+    return ("; " + "; ".join(stopped)) if stopped else ""
+
+
+def _judged(
+    evidence: Evidence,
+    problems: _Problems,
+    checked: int,
+    *,
+    runs: tuple[str, ...],
+    passed: str,
+    absent: str,
+) -> Verdict:
+    """Failed with the problems; else skipped when nothing was ``checked`` (the premise
+    never occurred), else passed. A declared run that stopped early is said, not failed:
+    why it stopped is another clause's business."""
+    first = next((name for name in runs if name in evidence.runs), None)
+    failed = problems.verdict(first)
+    if failed is not None:
+        return failed
+    stopped = _stopped(evidence, runs)
+    if not checked:
+        return Verdict.skipped(f"not exercised: {absent}{stopped}", run=first)
+    return Verdict.passed(passed + stopped, run=first)
 
 
 # ---------------------------------------------------------------------- TOKEN-REFRESH
@@ -276,43 +343,34 @@ def _finish(runs: Iterable[_Run], verdict: Verdict) -> Verdict:
     runs=(TOKEN_EXPIRY,),
 )
 def token_refresh(evidence: Evidence) -> Verdict:
-    """After each 401 EXPIRED: exactly one refresh before the next /v1 request, and the refused
-    call (its operations) re-sent; per run, refresh grants <= 1 + feeds + 401 answers +
-    ceil(span / (access lifetime / 2))."""
-    main = _required(evidence, TOKEN_EXPIRY)
-    if isinstance(main, Verdict):
-        return main
+    """In every run: after each 401 EXPIRED_ACCESS_TOKEN, exactly one refresh before the
+    client's next /v1 request and, when it was granted, the refused call (an upload's
+    operations) re-sent; and no run where the connector refreshes before each call while
+    its token is valid (see :func:`_needless_refreshes`)."""
     problems = _Problems()
     expired = 0
-    for record in evidence:
-        if not record.name.startswith("preset:") or record.name == INVALID_GRANT:
-            continue  # under invalid-grant no refresh can work; the auth run refreshes by design
-        run = _Run(record)
+    runs = _runs(evidence)
+    for run in runs:
         expired += _check_expired(run, problems)
-        _check_refresh_bound(run, problems)
-    failed = problems.verdict(main.name)
-    if failed is not None:
-        return failed
-    if not any(e.status == 401 for e in main.v1()):
-        if main.uploads() >= 2:
-            return Verdict.failed(
-                f"the partner answered no 401 in {main.name} although the connector sent "
-                f"{main.uploads()} uploads (the 2nd one's token expires): the fault did not fire",
-                run=main.name,
-            )
-        skipped = Verdict.skipped(
-            f"not exercised: the connector sent {main.uploads()} member upload(s) in "
-            f"{main.name}; the preset expires the token of the 2nd",
-            run=main.name,
-        )
-        return _finish([main], skipped)
-    return _finish(
-        [main],
-        Verdict.passed(
-            f"{expired} 401 EXPIRED_ACCESS_TOKEN answer(s), each followed by one refresh and the "
-            "call re-sent; refresh grants within the bound in every run",
-            run=main.name,
-        ),
+        _check_needless(run, problems)
+    return _judged(
+        evidence,
+        problems,
+        expired,
+        runs=(TOKEN_EXPIRY,),
+        passed=f"{expired} 401 EXPIRED_ACCESS_TOKEN answer(s), each followed by one refresh "
+        f"and the call re-sent; no refresh before each call while the token was valid "
+        f"({len(runs)} runs)",
+        absent=f"the partner answered 401 EXPIRED_ACCESS_TOKEN in none of {len(runs)} runs "
+        "(no refresh before each call while the token was valid either)",
+    )
+
+
+def _is_expired(entry: LedgerEntry) -> bool:
+    return (
+        entry.path.startswith("/v1/")
+        and entry.status == 401
+        and entry.error_code == "EXPIRED_ACCESS_TOKEN"
     )
 
 
@@ -321,15 +379,19 @@ def _check_expired(run: _Run, problems: _Problems) -> int:
     entries = run.entries
     count = 0
     for index, refused in enumerate(entries):
-        if not (
-            refused.path.startswith("/v1/")
-            and refused.status == 401
-            and refused.error_code == "EXPIRED_ACCESS_TOKEN"
-        ):
+        if not _is_expired(refused):
             continue
         count += 1
         later = entries[index + 1 :]
-        following = next((e for e in later if e.path.startswith("/v1/")), None)
+        client = refused.client_id
+        following = next(
+            (
+                e
+                for e in later
+                if e.path.startswith("/v1/") and (client is None or e.client_id in (client, None))
+            ),
+            None,
+        )
         where = f"{refused.method} {refused.path} answered 401 EXPIRED_ACCESS_TOKEN"
         if following is None:
             problems.add(
@@ -338,7 +400,13 @@ def _check_expired(run: _Run, problems: _Problems) -> int:
                 run.name,
             )
             continue
-        between = [e for e in later if e.sequence < following.sequence and _is_refresh(e)]
+        between = [
+            e
+            for e in later
+            if e.sequence < following.sequence
+            and _is_refresh(e)
+            and (client is None or e.client_id == client)
+        ]
         seqs = [run.seq_of(e) for e in (refused, *between, following)]
         if len(between) != 1:
             problems.add(
@@ -347,8 +415,9 @@ def _check_expired(run: _Run, problems: _Problems) -> int:
                 seqs,
                 run.name,
             )
-        elif between[0].status != 200:
-            problems.add(f"{where}; the refresh after it got {between[0].status}", seqs, run.name)
+            continue
+        if between[0].status != 200:
+            continue  # a refused refresh: nothing can be re-sent (TOKEN-INVALID-GRANT's case)
         if refused.route == _UPLOAD_ROUTE:
             wanted = {(op.action, op.identifiers) for op in refused.operations}
             resent = {
@@ -374,27 +443,69 @@ def _check_expired(run: _Run, problems: _Problems) -> int:
     return count
 
 
-def _check_refresh_bound(run: _Run, problems: _Problems) -> None:
-    """Too many refresh grants for the run's length: the token is refreshed while valid."""
-    entries = run.entries
-    if not entries:
-        return
-    grants = [e for e in entries if _is_refresh(e) and e.status == 200]
-    unauthorized = sum(1 for e in run.v1() if e.status == 401)
-    feeds = len(run.record.platform.feeds)
-    span = entries[-1].time - entries[0].time
+def _needless_refreshes(run: _Run) -> tuple[list[LedgerEntry], int]:
+    """The refresh grants made while the access token they replace was still valid, and
+    how many /v1 requests followed the first of them.
+
+    A grant of refresh token R replaces the access token of R's previous grant; it is
+    needless when that token was used on /v1 since, got no 401, and is younger than half
+    the partner's access-token lifetime (refreshing in its second half is proactive).
+    Access tokens are attributed to the latest grant of their OAuth client before their
+    first use (the ledger names refresh tokens and access tokens by fingerprint only).
+    """
     lifetime = float(run.record.partner.effective_scenario.access_token_lifetime)
-    periods = math.ceil(span / (lifetime / 2))
-    bound = 1 + feeds + unauthorized + periods
-    if len(grants) > bound:
-        problems.add(
-            f"{len(grants)} refresh grants for {len(run.v1())} /v1 requests over {span:.0f} s "
-            f"virtual; at most {bound} expected (1 + {feeds} feed(s) + {unauthorized} 401 "
-            f"answer(s) + {periods} half-lifetimes of {lifetime:g} s): the connector refreshes "
-            "while its access token is still valid",
-            [run.seq_of(e) for e in grants[:_MAX_LISTED]],
-            run.name,
-        )
+    last_grant: dict[str, LedgerEntry] = {}
+    used: dict[str, bool] = {}
+    refused: dict[str, bool] = {}
+    pending: dict[str | None, list[str]] = {}
+    issued_by: dict[str, str] = {}
+    needless: list[LedgerEntry] = []
+    after = 0
+    for entry in run.entries:
+        if _is_refresh(entry) and entry.status == 200 and entry.token is not None:
+            refresh = entry.token
+            previous = last_grant.get(refresh)
+            if (
+                previous is not None
+                and used.get(refresh)
+                and not refused.get(refresh)
+                and entry.time - previous.time < lifetime / 2
+            ):
+                needless.append(entry)
+            last_grant[refresh] = entry
+            used[refresh] = refused[refresh] = False
+            pending.setdefault(entry.client_id, []).append(refresh)
+        elif entry.path.startswith("/v1/") and entry.token is not None:
+            if needless:
+                after += 1
+            refresh_of = issued_by.get(entry.token)
+            if refresh_of is None:
+                waiting = pending.get(entry.client_id)
+                if not waiting:
+                    continue
+                refresh_of = issued_by[entry.token] = waiting[-1]
+                waiting.clear()
+            if last_grant.get(refresh_of) is None:
+                continue
+            used[refresh_of] = True
+            if entry.status == 401:
+                refused[refresh_of] = True
+    return needless, after
+
+
+def _check_needless(run: _Run, problems: _Problems) -> None:
+    """Refreshing before each call: at least 2 needless refreshes, and one for at least
+    every other /v1 request from the first of them on."""
+    needless, after = _needless_refreshes(run)
+    if len(needless) < 2 or 2 * len(needless) < after:
+        return
+    problems.add(
+        f"{len(needless)} refresh grants while the access token they replaced was valid "
+        f"(used, never refused, younger than half its lifetime), for {after} /v1 requests "
+        "from the first of them on: the connector refreshes before each call",
+        [run.seq_of(e) for e in needless[:_MAX_LISTED]],
+        run.name,
+    )
 
 
 # ---------------------------------------------------------------------- TOKEN-INVALID-GRANT
@@ -408,70 +519,121 @@ def _check_refresh_bound(run: _Run, problems: _Problems) -> None:
     runs=(INVALID_GRANT,),
 )
 def token_invalid_grant(evidence: Evidence) -> Verdict:
-    """Every creation, connection, batch, troubleshoot (and update that called the partner)
-    answers error/ERROR with a message naming re-authentication; from the first invalid_grant
-    on, at most one refresh attempt per platform call (and one outside any call)."""
-    run = _required(evidence, INVALID_GRANT)
-    if isinstance(run, Verdict):
-        return run
-    refused = [e for e in run.entries if _is_refresh(e) and e.error_code == "invalid_grant"]
-    if not refused:
-        return Verdict.failed(
-            f"the connector never presented its refresh token to the partner in {run.name} "
-            f"({sum(1 for e in run.entries if _is_refresh(e))} refresh requests): its calls "
-            "cannot have found out that re-authentication is needed",
-            run=run.name,
-        )
+    """In every run where the partner refused a refresh with 400 invalid_grant: the platform
+    call of that refresh, and every later call of that feed answered without a partner
+    request (the connector remembers), answers error/ERROR with a message naming
+    re-authentication (the status query: ``not_authenticated``; test_authentication:
+    ``invalid_credentials``); and from the first
+    refusal of a refresh token on, at most one refresh attempt with it per platform call (and
+    one outside any call)."""
     problems = _Problems()
-    answered = 0
+    judged = 0
+    refusals = 0
+    for run in _runs(evidence):
+        refused = [e for e in run.entries if _is_refresh(e) and e.error_code == "invalid_grant"]
+        if not refused:
+            continue
+        refusals += len(refused)
+        judged += _check_reauth_answers(run, refused, problems)
+        _check_storm(run, refused, problems)
+    return _judged(
+        evidence,
+        problems,
+        refusals,
+        runs=(INVALID_GRANT,),
+        passed=f"{refusals} refresh(es) refused with invalid_grant; {judged} call(s) answered "
+        "an error naming re-authentication; at most 1 refresh attempt per call",
+        absent="the partner refused no refresh with 400 invalid_grant in any run",
+    )
+
+
+def _feed_of(call: Exchange) -> str | None:
+    """The feed a platform call is about (``feed_id``, or the batch context's)."""
+    body = call.request_json()
+    if not isinstance(body, dict):
+        return None
+    context = body.get("context")
+    feed = body.get("feed_id") or (context.get("feed_id") if isinstance(context, dict) else None)
+    return str(feed) if feed is not None else None
+
+
+def _knows_refused(run: _Run, call: Exchange, feeds: set[str], after: int) -> bool:
+    """A later feed call of a feed whose refresh token was refused, answered without asking
+    the partner anything: its answer must say it too (the connector knows why it cannot)."""
+    if call.seq < after or _route(call) not in _PARTNER_ROUTES or call.tags.get(PROBE_TAG):
+        return False
+    if _feed_of(call) not in feeds or run.nested(call) or _status(call) == "not_implemented":
+        return False
+    body = call.request_json()
+    content = body.get("batch_content", [None]) if isinstance(body, dict) else [None]
+    return content != []  # an empty batch answers OK 0 0 (BATCH-EMPTY)
+
+
+def _check_reauth_answers(run: _Run, refused: list[LedgerEntry], problems: _Problems) -> int:
+    owners = [call for entry in refused if (call := run.owner(entry)) is not None]
+    seqs = {call.seq for call in owners}
+    feeds = {feed for call in owners if (feed := _feed_of(call)) is not None}
+    first = min(seqs, default=0)
+    judged = 0
     for call in run.calls:
         name = _route(call)
-        if not_implemented(call) or (
-            name not in _PARTNER_ROUTES and not (name == "user_segment_update" and run.nested(call))
-        ):
+        if name is None or not_implemented(call):
             continue
-        answered += 1
-        if _status(call) not in ("error", "ERROR"):
+        if call.seq not in seqs and not _knows_refused(run, call, feeds, first):
+            continue
+        judged += 1
+        status = _status(call)
+        if status in _REAUTH_STATUSES.get(name, ()):
+            continue
+        if status not in ("error", "ERROR"):
+            expected = "/".join(("error", *_REAUTH_STATUSES.get(name, ())))
             problems.add(
-                f"{name} answered {_answer(call)}, expected error/ERROR: the partner refuses "
-                "the refresh token",
+                f"{name} answered {_answer(call)}, expected {expected}: the partner refused "
+                "the refresh token (invalid_grant)",
                 [call.seq],
+                run.name,
             )
         elif not _REAUTH.search(_message(call)):
             problems.add(
-                f"{name} answered {_answer(call)} with message {_message(call)!r}, which does "
-                "not say re-authentication is needed",
+                f"{name} answered {_answer(call)} with message {_message(call)[:160]!r}, "
+                "which does not say re-authentication is needed",
                 [call.seq],
+                run.name,
             )
-    attempts = [e for e in run.entries if _is_refresh(e) and e.sequence >= refused[0].sequence]
-    per_call: Counter[int | None] = Counter()
+    return judged
+
+
+def _check_storm(run: _Run, refused: list[LedgerEntry], problems: _Problems) -> None:
+    start: dict[str | None, int] = {}
+    for entry in refused:
+        start.setdefault(entry.token, entry.sequence)
+    attempts = [
+        e
+        for e in run.entries
+        if _is_refresh(e) and e.token in start and e.sequence >= start[e.token]
+    ]
+    per_call: Counter[tuple[int | None, str | None]] = Counter()
     for entry in attempts:
         owner = run.owner(entry)
-        per_call[owner.seq if owner is not None else None] += 1
-    for seq, count in per_call.items():
+        per_call[(owner.seq if owner is not None else None, entry.token)] += 1
+    for (seq, token), count in per_call.items():
         if count <= 1:
             continue
+        seqs = [run.seq_of(e) for e in attempts if e.token == token][:_MAX_LISTED]
         if seq is None:
             problems.add(
-                f"{count} refresh attempts outside any platform call after the partner answered "
-                "invalid_grant (retry storm)",
-                [run.seq_of(e) for e in attempts[:_MAX_LISTED]],
+                f"{count} refresh attempts with a refused refresh token outside any platform "
+                "call after the partner answered invalid_grant (retry storm)",
+                seqs,
+                run.name,
             )
         else:
             problems.add(
-                f"the platform call at seq {seq} made {count} refresh attempts after the partner "
-                "answered invalid_grant (retry storm; at most 1 per call)",
-                [seq],
+                f"the platform call at seq {seq} made {count} refresh attempts with a refresh "
+                "token the partner refused with invalid_grant (retry storm; at most 1 per call)",
+                [seq, *seqs],
+                run.name,
             )
-    return problems.verdict(run.name) or _finish(
-        [run],
-        Verdict.passed(
-            f"{answered} partner-bound calls answered error naming re-authentication; "
-            f"{len(attempts)} refresh attempts for {len(run.calls)} platform calls, at most 1 "
-            "per call",
-            run=run.name,
-        ),
-    )
 
 
 # ---------------------------------------------------------------------- RATE-LIMIT
@@ -483,46 +645,27 @@ def token_invalid_grant(evidence: Evidence) -> Verdict:
     "positive default when the header is missing), and the partner sees no request from it "
     "before that delay passed.",
     group=_FAULTS,
-    runs=RATE_LIMIT_RUNS,
+    runs=(*RATE_LIMIT_RUNS, CONNECTION_FAULTS),
 )
 def rate_limit(evidence: Evidence) -> Verdict:
-    """Each partner 429 inside an update/batch call: that call answers retry/RETRY with a delay
-    >= Retry-After*1000 (> 0 without it), and no /v1 request of the same token or OAuth client
-    comes before 429 time + Retry-After (else + the delay asked for) on the partner clock.
-    Inside a connection call: the answer is not-ready (502). In any call: no second request
-    within the same platform call."""
-    runs = _all_required(evidence, RATE_LIMIT_RUNS)
-    if isinstance(runs, Verdict):
-        return runs
+    """Each partner 429, in any run. Inside an update/batch call: that call answers
+    retry/RETRY with a delay >= Retry-After*1000 (> 0 without it), and no /v1 request of the
+    same token or OAuth client comes before 429 time + Retry-After (else + the delay asked
+    for) on the partner clock. Inside any other call (connection: its answer is
+    CONNECT-TRANSIENT's), or outside any call: no request of the same sender in that call
+    before Retry-After passed (without Retry-After: before any time passed)."""
     problems = _Problems()
     seen = 0
-    for record in evidence:
-        seen += _check_429(_Run(record), problems)
-    failed = problems.verdict(runs[0].name)
-    if failed is not None:
-        return failed
-    for run in runs:
-        if not any(e.status == 429 for e in run.v1()):
-            if len(run.v1()) >= 3:
-                return Verdict.failed(
-                    f"the partner answered no 429 in {run.name} although the connector made "
-                    f"{len(run.v1())} /v1 requests (calls 3 to 5 are refused): the fault did "
-                    "not fire",
-                    run=run.name,
-                )
-            skipped = Verdict.skipped(
-                f"not exercised: the connector made {len(run.v1())} /v1 request(s) in "
-                f"{run.name}; the preset refuses calls 3 to 5",
-                run=run.name,
-            )
-            return _finish(runs, skipped)
-    return _finish(
-        runs,
-        Verdict.passed(
-            f"{seen} partner 429 answer(s): retry with a long enough delay, no request before "
-            "it passed",
-            run=runs[0].name,
-        ),
+    for run in _runs(evidence):
+        seen += _check_429(run, problems)
+    return _judged(
+        evidence,
+        problems,
+        seen,
+        runs=(*RATE_LIMIT_RUNS, CONNECTION_FAULTS),
+        passed=f"{seen} partner 429 answer(s): retry with a long enough delay, no request "
+        "before it passed",
+        absent="the partner answered 429 in no run",
     )
 
 
@@ -534,12 +677,12 @@ def _check_429(run: _Run, problems: _Problems) -> int:
         exchange = run.exchange_of.get(entry.request_id)
         retry_after = _retry_after(exchange)
         call = run.owner(entry)
-        name = _route(call) if call is not None else None
+        name = _route(call)
         seqs = [call.seq if call else None, exchange.seq if exchange else None]
         header = f"Retry-After {retry_after:g} s" if retry_after is not None else "no Retry-After"
         where = f"the partner answered 429 ({header}) to {entry.method} {entry.path}"
         delay: float | None = None
-        if call is not None and name in ("batch_update", "user_segment_update"):
+        if call is not None and name in _DELIVERY_ROUTES:
             expected = _RETRY_STATUS[name]
             delay = _delay_ms(call)
             if _status(call) != expected:
@@ -562,42 +705,36 @@ def _check_429(run: _Run, problems: _Problems) -> int:
                     seqs,
                     run.name,
                 )
-        elif (
-            call is not None
-            and name == "external_segment_connection"
-            and _status(call) != "external_segment_not_ready_yet"
-        ):
-            # connection has no delay field: "not ready yet" is its retry, and the
-            # platform's poll interval (not the connector) decides when it comes again
-            problems.add(
-                f"{where}; connection answered {_answer(call)}, expected "
-                "external_segment_not_ready_yet (502)",
-                seqs,
-                run.name,
-            )
-        # the delay binds the connector where it can ask for one (update and batch answers)
-        # or where it calls on its own; elsewhere it must at least not retry in the same call
-        timed = call is None or name in ("batch_update", "user_segment_update")
+        # the delay binds every later request where the connector asks for one (update and
+        # batch answers) or calls on its own; a call that cannot ask for one (connection:
+        # the platform's poll interval decides) must not re-send within itself before it
+        timed = call is None or name in _DELIVERY_ROUTES
         gap = retry_after if retry_after is not None else (delay / 1000 if delay else 0.0)
-        early = [
-            e
-            for e in v1
-            if e.sequence > entry.sequence
-            and _same_sender(e, entry)
-            and (
-                (timed and e.time < entry.time + gap) or (call is not None and run.owner(e) is call)
-            )
-        ]
+
+        early = [e for e in v1 if _early(run, e, entry, gap, None if timed else call)]
         if early:
             first = early[0]
+            within = "" if timed else f" within the same {name} call"
             problems.add(
-                f"{where}; the partner then saw {len(early)} request(s) before the delay "
-                f"({gap:g} s) passed, the first {first.method} {first.path} "
+                f"{where}; the partner then saw {len(early)} request(s){within} before the "
+                f"delay ({gap:g} s) passed, the first {first.method} {first.path} "
                 f"{first.time - entry.time:g} s later",
                 seqs + [run.seq_of(e) for e in early[:_MAX_LISTED]],
                 run.name,
             )
     return len(limited)
+
+
+def _early(
+    run: _Run, entry: LedgerEntry, limited: LedgerEntry, gap: float, call: Exchange | None
+) -> bool:
+    """``entry`` is a request of the sender of 429 ``limited``, after it, before ``gap``
+    seconds passed (without a gap: before any time passed); within ``call`` when given."""
+    if entry.sequence <= limited.sequence or not _same_sender(entry, limited):
+        return False
+    if call is not None and run.owner(entry) is not call:
+        return False
+    return entry.time < limited.time + gap if gap > 0 else entry.time <= limited.time
 
 
 def _same_sender(entry: LedgerEntry, limited: LedgerEntry) -> bool:
@@ -616,66 +753,88 @@ def _same_sender(entry: LedgerEntry, limited: LedgerEntry) -> bool:
     runs=TRANSIENT_RUNS,
 )
 def transient_5xx(evidence: Evidence) -> Verdict:
-    """A partner 5xx / dropped connection / timeout inside a batch, update or connection call,
-    not re-sent with a 2xx in the same call: that call answers RETRY / retry /
-    external_segment_not_ready_yet."""
-    runs = _all_required(evidence, TRANSIENT_RUNS)
-    if isinstance(runs, Verdict):
-        return runs
+    """In every run: a partner 5xx / dropped connection / timeout inside a batch or update
+    call, not re-sent with a 2xx in the same call: that call answers RETRY / retry.
+    (Connection calls: CONNECT-TRANSIENT.)"""
     problems = _Problems()
     checked = 0
-    for record in evidence:
-        run = _Run(record)
+    for run in _runs(evidence):
         for failed in run.partner:
-            transient = (failed.status is not None and failed.status >= 500) or (
-                failed.status is None and failed.failure in ("connection", "timeout")
-            )
-            call = run.enclosing(failed.seq) if transient else None
-            name = _route(call) if call is not None else None
-            if call is None or name not in _RETRY_STATUS or _recovered(run, call, failed):
+            what = _transient(failed)
+            if what is None or failed.status == 429:
+                continue
+            call = run.enclosing(failed.seq)
+            name = _route(call)
+            if call is None or name not in _DELIVERY_ROUTES or _recovered(run, call, failed):
                 continue
             checked += 1
             expected = _RETRY_STATUS[name]
             if _status(call) != expected:
-                what = f"HTTP {failed.status}" if failed.status else "a dropped connection"
                 problems.add(
                     f"{name} answered {_answer(call)} after the partner gave {what} to "
                     f"{failed.method} {failed.path} (seq {failed.seq}), expected {expected}",
                     [call.seq, failed.seq],
                     run.name,
                 )
-    failed_verdict = problems.verdict(runs[0].name)
-    if failed_verdict is not None:
-        return failed_verdict
-    if not checked:
-        uploads = sum(run.uploads() for run in runs)
-        if uploads:
-            return Verdict.failed(
-                "no partner 5xx or dropped connection reached a batch, update or connection "
-                f"call in {', '.join(TRANSIENT_RUNS)} although the connector sent {uploads} "
-                "uploads: the faults did not fire",
-                run=runs[0].name,
-            )
-        skipped = Verdict.skipped(
-            "not exercised: the connector sent no member upload in the transient-fault runs",
-            run=runs[0].name,
-        )
-        return _finish(runs, skipped)
-    return _finish(
-        runs,
-        Verdict.passed(
-            f"{checked} transient partner failure(s) answered as retry", run=runs[0].name
-        ),
+    return _judged(
+        evidence,
+        problems,
+        checked,
+        runs=TRANSIENT_RUNS,
+        passed=f"{checked} transient partner failure(s) of an update or batch answered as retry",
+        absent="no partner 5xx, dropped connection or timeout reached an update or batch call "
+        "in any run",
     )
 
 
-def _recovered(run: _Run, call: Exchange, failed: Exchange) -> bool:
-    """The same request was re-sent later in the same call and answered 2xx."""
-    return any(
-        e.seq > failed.seq
-        and (e.method, e.path, e.request_body) == (failed.method, failed.path, failed.request_body)
-        and _ok(e.status)
-        for e in run.nested(call)
+# ---------------------------------------------------------------------- CONNECT-TRANSIENT
+
+
+@clause(
+    "CONNECT-TRANSIENT",
+    "while the partner fails transiently (5xx, 429, dropped connection), connection answers "
+    "`external_segment_not_ready_yet` so the platform polls again.",
+    group=_CONNECTION,
+    routes=("external_segment_connection",),
+    runs=(CONNECTION_FAULTS,),
+    severity="warning",
+)
+def connect_transient(evidence: Evidence) -> Verdict:
+    """In every run: a connection call during which a partner request got a 429, a 5xx, a
+    dropped connection or a timeout, not re-sent with a 2xx in the same call, answers
+    external_segment_not_ready_yet."""
+    problems = _Problems()
+    checked = 0
+    for run in _runs(evidence):
+        for call in run.calls:
+            if _route(call) != "external_segment_connection":
+                continue
+            failures = [
+                (e, what)
+                for e in run.nested(call)
+                if (what := _transient(e)) is not None and not _recovered(run, call, e)
+            ]
+            if not failures:
+                continue
+            checked += 1
+            if _status(call) != _NOT_READY:
+                failed, what = failures[0]
+                problems.add(
+                    f"connection answered {_answer(call)} after the partner gave {what} to "
+                    f"{failed.method} {failed.path} (seq {failed.seq}), expected "
+                    f"{_NOT_READY} (502) so the platform polls again",
+                    [call.seq, failed.seq],
+                    run.name,
+                )
+    return _judged(
+        evidence,
+        problems,
+        checked,
+        runs=(CONNECTION_FAULTS,),
+        passed=f"{checked} connection call(s) met a transient partner failure and answered "
+        f"{_NOT_READY}",
+        absent="no partner 429, 5xx, dropped connection or timeout reached a connection call "
+        "in any run",
     )
 
 
@@ -690,74 +849,64 @@ def _recovered(run: _Run, call: Exchange, failed: Exchange) -> bool:
     runs=(PARTIAL,),
 )
 def partial_failure(evidence: Evidence) -> Verdict:
-    """Each final (OK/ERROR) batch answer whose 2xx uploads rejected items: success == operations
-    accepted, error == batch size - accepted (one operation per item); an update whose upload
-    rejected operations answers error."""
-    run = _required(evidence, PARTIAL)
-    if isinstance(run, Verdict):
-        return run
+    """In every run, each final (OK/ERROR) batch answer whose uploads (all of them: a batch
+    split into several uploads sums its accepted ones) rejected items: success == operations
+    accepted, error == batch size - accepted (one operation per item); an update whose
+    upload rejected operations answers error."""
     problems = _Problems()
     checked = 0
-    for call in run.calls:
-        name = _route(call)
-        if name not in ("batch_update", "user_segment_update"):
-            continue
-        uploads = [
-            e for e in run.nested_entries(call) if e.route == _UPLOAD_ROUTE and _ok(e.status)
-        ]
-        rejected = sum(e.rejected for e in uploads)
-        if not rejected or _status(call) == "RETRY":
-            continue  # no per-item error; or a RETRY answer, whose counts are not counted
-        checked += 1
-        accepted = sum(e.accepted for e in uploads)
-        sent = sum(len(e.operations) for e in uploads)
-        seqs = [call.seq, *(run.seq_of(e) for e in uploads)]
-        if name == "user_segment_update":
-            if _status(call) != "error":
-                problems.add(
-                    f"update answered {_answer(call)} although the partner rejected {rejected} "
-                    f"of its {sent} operations; expected error",
-                    seqs,
-                )
-            continue
-        problem = _batch_counts(call, accepted, rejected, sent)
-        if problem:
-            problems.add(problem, seqs)
-    failed = problems.verdict(run.name)
-    if failed is not None:
-        return failed
-    if not checked:
-        rejected_total = sum(e.rejected for e in run.v1())
-        if run.uploads():
-            return Verdict.failed(
-                f"no final batch or update answer followed a per-item rejection in {run.name} "
-                f"({run.uploads()} uploads, {rejected_total} operations rejected)",
-                run=run.name,
-            )
-        skipped = Verdict.skipped(
-            f"not exercised: the connector sent no member upload in {run.name}", run=run.name
-        )
-        return _finish([run], skipped)
-    return _finish(
-        [run],
-        Verdict.passed(
-            f"{checked} answer(s) after per-item rejections counted exactly the rejected items "
-            "as errors",
-            run=run.name,
-        ),
+    for run in _runs(evidence):
+        for call in run.calls:
+            name = _route(call)
+            if name not in _DELIVERY_ROUTES:
+                continue
+            uploads = [
+                e for e in run.nested_entries(call) if e.route == _UPLOAD_ROUTE and _ok(e.status)
+            ]
+            rejected = sum(e.rejected for e in uploads)
+            if not rejected or _status(call) == "RETRY":
+                continue  # no per-item error; or a RETRY answer, whose counts are not counted
+            checked += 1
+            accepted = sum(e.accepted for e in uploads)
+            sent = sum(len(e.operations) for e in uploads)
+            seqs = [call.seq, *(run.seq_of(e) for e in uploads)]
+            if name == "user_segment_update":
+                if _status(call) != "error":
+                    problems.add(
+                        f"update answered {_answer(call)} although the partner rejected "
+                        f"{rejected} of its {sent} operations; expected error",
+                        seqs,
+                        run.name,
+                    )
+                continue
+            problem = _batch_counts(call, accepted, rejected, sent, len(uploads))
+            if problem:
+                problems.add(problem, seqs, run.name)
+    return _judged(
+        evidence,
+        problems,
+        checked,
+        runs=(PARTIAL,),
+        passed=f"{checked} answer(s) after per-item rejections counted exactly the rejected "
+        "items as errors",
+        absent="the partner rejected no item of an update or batch that got a final answer "
+        "in any run",
     )
 
 
-def _batch_counts(call: Exchange, accepted: int, rejected: int, sent: int) -> str | None:
+def _batch_counts(
+    call: Exchange, accepted: int, rejected: int, sent: int, uploads: int
+) -> str | None:
     request = call.request_json()
     content = request.get("batch_content") if isinstance(request, dict) else None
     size = len(content) if isinstance(content, list) else 0
     body = call.response_json()
     success = body.get("sent_items_in_success") if isinstance(body, dict) else None
     error = body.get("sent_items_in_error") if isinstance(body, dict) else None
+    split = f" in {uploads} uploads" if uploads > 1 else ""
     head = (
         f"batch {_answer(call)}: {size} items, the partner accepted {accepted} and rejected "
-        f"{rejected} of {sent} operations; the connector counted {success} success / "
+        f"{rejected} of {sent} operations{split}; the connector counted {success} success / "
         f"{error} error"
     )
     if sent <= size:
@@ -773,10 +922,18 @@ def _batch_counts(call: Exchange, accepted: int, rejected: int, sent: int) -> st
 # ---------------------------------------------------------------------- authentication
 
 
-def _auth_run(evidence: Evidence, routes: tuple[str, ...]) -> _Run | Verdict:
-    """The auth run (the engine has already skipped a clause whose routes are absent)."""
-    del routes
-    return _required(evidence, AUTH_RUN)
+def _auth_run(evidence: Evidence) -> _Run | Verdict:
+    """The auth run, its premise; skipped when absent (the engine has already skipped a
+    clause whose routes the connector does not implement)."""
+    record = evidence.get(AUTH_RUN)
+    if record is None:
+        return Verdict.skipped(f"not exercised: run {AUTH_RUN} was not executed", run=AUTH_RUN)
+    return _view(record)
+
+
+def _auth_passed(run: _Run, message: str) -> Verdict:
+    stopped = f"; run {run.name} stopped early ({run.record.aborted})" if run.record.aborted else ""
+    return Verdict.passed(message + stopped, run=run.name)
 
 
 def _expect(run: _Run, problems: _Problems, key: str, expected: str, what: str) -> bool:
@@ -832,7 +989,7 @@ def auth_status(evidence: Evidence) -> Verdict:
     """First status: not_authenticated, login_url at the partner's /oauth/authorize with a
     state; after an ok authentication: authenticated. When implemented: oauth_redirect_url's
     login_url likewise; test_authentication of a refused refresh token: invalid_credentials."""
-    run = _auth_run(evidence, ("authentication_status",))
+    run = _auth_run(evidence)
     if isinstance(run, Verdict):
         return run
     notes = run.record.notes
@@ -865,9 +1022,7 @@ def auth_status(evidence: Evidence) -> Verdict:
             "test_authentication of a refresh token the partner refuses",
         )
         verified.append("test_authentication of refused credentials")
-    return problems.verdict(run.name) or _finish(
-        [run], Verdict.passed("; ".join(verified), run=run.name)
-    )
+    return problems.verdict(run.name) or _auth_passed(run, "; ".join(verified))
 
 
 @clause(
@@ -879,19 +1034,29 @@ def auth_status(evidence: Evidence) -> Verdict:
     runs=(AUTH_RUN,),
 )
 def auth_state_tamper(evidence: Evidence) -> Verdict:
-    """An altered and a forged state with a valid code: error; the code is not exchanged (no
-    authorization_code request in the call, unused at the partner); no gateway write in the
-    call; the status afterwards is not_authenticated."""
-    run = _auth_run(evidence, ("authentication_status", "authentication"))
+    """Each tampered state of the auth run (``TAMPERED_STATES``: one character changed; one
+    field changed in a well-formed envelope re-built without the connector's key; forged;
+    re-encoded by an attacker who knows the format), sent with a valid code: error; the
+    code is not exchanged (no authorization_code request in the call, not used by it at
+    the partner); no gateway write in the call; the status afterwards is
+    not_authenticated. The two format-aware ones are played when the run recognised the
+    state's format (``state_format``)."""
+    run = _auth_run(evidence)
     if isinstance(run, Verdict):
         return run
+    notes = run.record.notes
     problems = _Problems()
-    for key, what in (("tamper_altered", "an altered state"), ("tamper_forged", "a forged state")):
-        note = run.record.notes.get(key)
+    played: list[str] = []
+    state_format = notes.get("state_format")
+    for key, what, needs_format in TAMPERED_STATES:
+        note = notes.get(key)
         call = _by_seq(run, note.get("answer")) if isinstance(note, dict) else None
         if not isinstance(note, dict) or call is None:
+            if needs_format and isinstance(note, dict) and note.get("not_applicable"):
+                continue  # an opaque state: no field to change, no format to re-encode
             problems.add(f"/v1/authentication with {what}: not played ({_why_missing(run)})")
             continue
+        played.append(what)
         head = f"/v1/authentication with {what} {_answer(call)}"
         if _status(call) != "error":
             problems.add(f"{head}: expected error", [call.seq])
@@ -900,10 +1065,11 @@ def auth_state_tamper(evidence: Evidence) -> Verdict:
             for e in run.nested_entries(call)
             if e.path == "/oauth/token" and e.grant_type == "authorization_code"
         ]
-        if grants or note.get("code_used"):
+        used = note.get("code_used") and not note.get("code_used_before")
+        if grants or used:
             problems.add(
                 f"{head}: the connector exchanged the code at the partner ({len(grants)} "
-                f"authorization_code request(s); code used: {note.get('code_used')})",
+                f"authorization_code request(s); code used by the call: {bool(used)})",
                 [call.seq, *(run.seq_of(e) for e in grants)],
             )
         writes = [
@@ -924,12 +1090,9 @@ def auth_state_tamper(evidence: Evidence) -> Verdict:
                 "not_authenticated",
                 [call.seq, after.seq if after else None],
             )
-    return problems.verdict(run.name) or _finish(
-        [run],
-        Verdict.passed(
-            "an altered and a forged state refused; no code exchanged, nothing written",
-            run=run.name,
-        ),
+    shown = f" (state format: {state_format})" if state_format else ""
+    return problems.verdict(run.name) or _auth_passed(
+        run, f"refused, no code exchanged, nothing written: {', '.join(played)}{shown}"
     )
 
 
@@ -945,7 +1108,7 @@ def auth_roundtrip(evidence: Evidence) -> Verdict:
     """authentication ok -> status authenticated -> logout ok -> status not_authenticated; and,
     when oauth_redirect_url and test_authentication are implemented, a feed destination's
     authentication ok -> test_authentication ok."""
-    run = _auth_run(evidence, ("authentication_status", "authentication", "logout"))
+    run = _auth_run(evidence)
     if isinstance(run, Verdict):
         return run
     problems = _Problems()
@@ -966,9 +1129,8 @@ def auth_roundtrip(evidence: Evidence) -> Verdict:
     for key, expected, what in steps:
         _expect(run, problems, key, expected, what)
     extra = "; a feed destination authenticated and tested" if destination else ""
-    return problems.verdict(run.name) or _finish(
-        [run],
-        Verdict.passed(f"login, authenticated, logout, not_authenticated{extra}", run=run.name),
+    return problems.verdict(run.name) or _auth_passed(
+        run, f"login, authenticated, logout, not_authenticated{extra}"
     )
 
 
@@ -988,7 +1150,7 @@ def dynamic_properties(evidence: Evidence) -> Verdict:
     """partner_account_id values == the accounts of the tokens the call used (partner state);
     with an account: partner_segment_id values == that account's partner segments; every
     label non-empty, values non-empty and unique per property."""
-    run = _auth_run(evidence, ("dynamic_property_values",))
+    run = _auth_run(evidence)
     if isinstance(run, Verdict):
         return run
     problems = _Problems()
@@ -1000,12 +1162,8 @@ def dynamic_properties(evidence: Evidence) -> Verdict:
             continue
         for problem in _dynamic_problems(run, call, account):
             problems.add(f"dynamic values {what} {_answer(call)}: {problem}", [call.seq])
-    return problems.verdict(run.name) or _finish(
-        [run],
-        Verdict.passed(
-            "the accounts the token reaches and the account's segments, as the partner has them",
-            run=run.name,
-        ),
+    return problems.verdict(run.name) or _auth_passed(
+        run, "the accounts the token reaches and the account's segments, as the partner has them"
     )
 
 
@@ -1086,9 +1244,6 @@ def not_implemented_ok(evidence: Evidence) -> Verdict:
     """Every answer of an optional route (any run) is 404, 400 not_implemented, or a real
     answer; not_implemented with another code, 405/501, or a 5xx saying "not implemented"
     fails, and so does no answer (timeout, crash) from a route that never answered."""
-    main = _required(evidence, AUTH_RUN)
-    if isinstance(main, Verdict):
-        return main
     problems = _Problems()
     silent: list[tuple[str, str, int]] = []
     kinds: dict[str, set[str]] = {}
@@ -1109,8 +1264,13 @@ def not_implemented_ok(evidence: Evidence) -> Verdict:
     if problems.items:
         problems.add("an optional route that is not implemented answers 400 not_implemented or 404")
     summary = ", ".join(f"{name}: {'/'.join(sorted(k))}" for name, k in sorted(kinds.items()))
-    return problems.verdict(main.name) or _finish(
-        [main], Verdict.passed(summary or "no optional route called", run=main.name)
+    return _judged(
+        evidence,
+        problems,
+        len(kinds),
+        runs=(AUTH_RUN,),
+        passed=summary,
+        absent="no optional route was called in any run",
     )
 
 

@@ -9,16 +9,23 @@ script drives ``record.platform`` and writes what the checks need into ``record.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import hmac
+import json
 import random
+import time
+from collections.abc import Callable
 from functools import lru_cache, partial
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from cryptography.fernet import Fernet
 
 from contracts.gateway import string_property
-from fake_partner import LedgerEntry
+from fake_partner import LedgerEntry, Limits, Scenario
+from fake_partner.faults import DropEffect, ErrorEffect, FaultRule, Window
 from harness.clauses.evidence import RunRecord, RunSpec
 from harness.drivers import Answer
 from harness.generators import make_users
@@ -28,6 +35,7 @@ from harness.users import SimUser
 __all__ = [
     "ACCOUNT",
     "AUTH_RUN",
+    "CONNECTION_FAULTS",
     "DATAMART_ID",
     "FEED_DESTINATION_ID",
     "FINAL_ADVANCE",
@@ -35,8 +43,11 @@ __all__ = [
     "PRESET_RUNS",
     "REFUSED_DESTINATION_ID",
     "RUN_SPECS",
+    "SPLIT_OPERATIONS",
+    "TAMPERED_STATES",
     "USER_ID",
     "preset_run",
+    "tampered_states",
 ]
 
 ACCOUNT = "acc-1"
@@ -53,6 +64,19 @@ PROVISIONING_WAIT = 61.0
 FINAL_ADVANCE = 3700.0
 """Virtual seconds waited before the last updates: past the access token lifetime (3600 s)."""
 AUTH_RUN = "auth"
+CONNECTION_FAULTS = "connection-faults"
+"""The run whose connection polls meet a 429, a 503, a dropped connection and a bare 429."""
+SPLIT_OPERATIONS = 15
+"""The partner's per-request operation limit in the mixed-invalid-items run: its batches of
+20 go out in two uploads, its last batches of 10 in one."""
+TAMPERED_STATES: tuple[tuple[str, str, bool], ...] = (
+    ("tamper_altered", "a state with one character changed", False),
+    ("tamper_field", "a well-formed state with one field changed, re-built without the key", True),
+    ("tamper_forged", "a forged state", False),
+    ("tamper_attacker", "a state re-encoded by an attacker who knows its format", True),
+)
+"""The tampered states the auth run sends: (notes key, what it is, whether it needs the
+state's format recognised; an opaque state has no field to change nor format to imitate)."""
 
 
 def preset_run(preset: str) -> str:
@@ -183,6 +207,7 @@ def _preset_spec(
     deletes: int = 30,
     wait_before_connect: float = PROVISIONING_WAIT,
     settings: dict[str, Any] | None = None,
+    scenario: Scenario | None = None,
 ) -> RunSpec:
     script = partial(
         _feed_life,
@@ -194,7 +219,7 @@ def _preset_spec(
     return RunSpec(
         name=preset_run(preset),
         script=script,
-        scenario=preset,
+        scenario=scenario if scenario is not None else preset,
         description=description,
         settings={"batch_flush_max_size": 20, **(settings or {})},
     )
@@ -234,6 +259,58 @@ def _invalid_grant(record: RunRecord, seed: int) -> None:
         notes["partner"] = _partner_summary(record)
 
 
+def _connection_faults(record: RunRecord, seed: int) -> None:
+    """A feed is created, then connected past provisioning while the partner fails its
+    segment reads: the 1st answers 429 with Retry-After, the 2nd 503, the 3rd drops the
+    connection, the 4th answers 429 without Retry-After; the 5th works.
+
+    Notes: ``creation``, ``connection`` (ok, status, http, attempts, message, seqs),
+    ``partner`` (ledger counts).
+    """
+    del seed
+    platform = record.platform
+    notes = record.notes
+    feed = platform.new_feed(partner_account_id=ACCOUNT)
+    record.feeds["main"] = feed
+    try:
+        creation = feed.create()
+        notes["creation"] = _step(creation)
+        if not creation.ok:
+            record.aborted = f"creation failed: {creation}"
+            return
+        platform.clock.advance(PROVISIONING_WAIT)
+        connection = feed.connect()
+        notes["connection"] = _step(connection)
+        if not connection.ok:
+            record.aborted = f"connection failed: {connection}"
+    finally:
+        notes["partner"] = _partner_summary(record)
+
+
+def _segment_read_fault(nth: int, effect: ErrorEffect | DropEffect) -> FaultRule:
+    """The ``nth`` segment read from the connection step on (past provisioning) fails."""
+    return FaultRule(
+        name=f"connection-fault-{nth}",
+        method="GET",
+        path="/v1/segments/*",
+        window=Window(start=PROVISIONING_WAIT - 1),
+        nth=nth,
+        effect=effect,
+    )
+
+
+CONNECTION_FAULT_SCENARIO = Scenario(
+    faults=(
+        _segment_read_fault(
+            1, ErrorEffect(status=429, code="RATE_LIMITED", retry_after=30, rate_limit_headers=True)
+        ),
+        _segment_read_fault(2, ErrorEffect(status=503, code="SERVICE_UNAVAILABLE")),
+        _segment_read_fault(3, DropEffect()),
+        _segment_read_fault(4, ErrorEffect(status=429, code="RATE_LIMITED")),
+    )
+)
+
+
 def _existing_segment(record: RunRecord, name: str) -> str:
     """A ready partner segment in ``ACCOUNT``, made on the partner's side (no request)."""
     backend = record.partner.backend
@@ -254,8 +331,11 @@ def _auth(record: RunRecord, seed: int) -> None:
     Notes (answers as ``{seq, http, status, message, failure}``): ``partner_url``,
     ``user_id``, ``plugin_version_id``, ``datamart_id``, ``creation`` (a feed, so the account
     has a segment); ``status_initial`` (+ ``login_url``); ``consent_1`` (consent result:
-    http, code_received, state_unchanged, error); ``tamper_altered`` / ``tamper_forged``
-    (``answer``, ``code_used`` after it, ``status_after``); ``status_login`` (+
+    http, code_received, state_unchanged, error); ``state_format`` (what
+    :func:`tampered_states` recognised); per ``TAMPERED_STATES`` key (``tamper_altered``,
+    ``tamper_field``, ``tamper_forged``, ``tamper_attacker``): ``answer``,
+    ``code_used_before`` / ``code_used`` around it, ``status_after`` (or ``not_applicable``:
+    why); ``status_login`` (+
     ``login_url_2``), ``consent_2``, ``authentication``, ``status_authenticated``,
     ``dynamic_without_account``, ``dynamic_with_account``, ``logout``,
     ``status_after_logout``; ``oauth_redirect_url`` (+ ``login_url_destination``),
@@ -292,19 +372,22 @@ def _auth(record: RunRecord, seed: int) -> None:
     login_url = status("status_initial")
     notes["login_url"] = login_url
     consent = _consent(record, login_url, "consent_1", skipped)
-    # 2. A valid code with an altered, then a forged state: refused, nothing stored.
+    # 2. A valid code with tampered states (TAMPERED_STATES): each refused, nothing stored.
     if consent is not None:
         code, state = consent
         rng = random.Random(f"{seed}:forged-state")
-        for key, tampered in (
-            ("tamper_altered", _altered(state)),
-            ("tamper_forged", _forged(state, rng)),
-        ):
-            answer = feed.call(
-                "authentication", {**user, "params": {"code": code, "state": tampered}}
-            )
+        state_format, tampered = tampered_states(state, rng)
+        notes["state_format"] = state_format
+        for key, _, _ in TAMPERED_STATES:
+            value = tampered.get(key)
+            if value is None:
+                notes[key] = {"not_applicable": f"the state's format is {state_format}"}
+                continue
+            used_before = _code_used(record, code)
+            answer = feed.call("authentication", {**user, "params": {"code": code, "state": value}})
             notes[key] = {
                 "answer": _answer(answer),
+                "code_used_before": used_before,
                 "code_used": _code_used(record, code),
                 "status_after": _answer(feed.call("authentication_status", status_body)),
             }
@@ -431,6 +514,181 @@ def _forged(state: str, rng: random.Random) -> str:
     return forged[: max(len(state), 16)]
 
 
+# The formats a connector's state may have, each with how to change one of its fields in a
+# well-formed envelope (without the connector's key) and how an attacker who knows the
+# format would make one: Fernet (the reference's), JWT, ``payload.signature`` and bare
+# (base64) JSON. Anything else is opaque: only the altered and forged states apply.
+
+_B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_TIME_KEYS = ("issued_at", "iat", "ts", "timestamp", "time", "created_at", "nonce", "exp")
+_IDENTITY_KEYS = frozenset(
+    {"user_id", "plugin_version_id", "feed_destination_id", "datamart_id", "sub", "aud"}
+)
+_SECRET_KEYS = ("nonce", "csrf", "salt", "random", "jti")
+_FERNET_OVERHEAD = 1 + 8 + 16 + 32
+"""Fernet: version byte, timestamp, IV, then AES blocks, then an HMAC-SHA256."""
+
+Tampering = tuple[str, str]
+"""(one field changed, re-encoded by an attacker)."""
+
+
+def tampered_states(state: str, rng: random.Random) -> tuple[str, dict[str, str]]:
+    """The state's format (``fernet``, ``jwt``, ``signed-json``, ``json``, ``opaque``) and
+    the tampered states of ``TAMPERED_STATES`` it allows, by notes key."""
+    tampered = {"tamper_altered": _altered(state), "tamper_forged": _forged(state, rng)}
+    formats: tuple[tuple[str, Callable[[str, random.Random], Tampering | None]], ...] = (
+        ("fernet", _tamper_fernet),
+        ("jwt", _tamper_jwt),
+        ("signed-json", _tamper_signed_json),
+        ("json", _tamper_json),
+    )
+    for name, tamper in formats:
+        found = tamper(state, rng)
+        if found is not None:
+            tampered["tamper_field"], tampered["tamper_attacker"] = found
+            return name, tampered
+    return "opaque", tampered
+
+
+def _b64decode(text: str) -> bytes | None:
+    bare = text.rstrip("=")
+    if not bare or not set(bare) <= _B64URL or len(text) - len(bare) > 2:
+        return None
+    try:
+        return base64.urlsafe_b64decode(bare + "=" * (-len(bare) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _b64encode(data: bytes, like: str) -> str:
+    """URL-safe base64, padded only when ``like`` is."""
+    text = base64.urlsafe_b64encode(data).decode()
+    return text if like.endswith("=") else text.rstrip("=")
+
+
+def _json_object(data: bytes | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) and value else None
+
+
+def _dumps(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _changed(value: Any) -> Any:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value - 1
+    text = str(value)
+    if not text:
+        return "A"
+    return text[:-1] + ("B" if text[-1] == "A" else "A")
+
+
+def _one_field_changed(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with one field changed: a time or nonce first, never whom it is for (a
+    connector that compares that to the request would refuse it for another reason)."""
+    keys = [k for k in _TIME_KEYS if k in payload]
+    keys += [k for k in payload if k not in _IDENTITY_KEYS and payload[k] is not None]
+    key = keys[0] if keys else next(iter(payload))
+    return {**payload, key: _changed(payload[key])}
+
+
+def _as_attacker(payload: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """What an attacker who knows the format composes: the same fields, their own nonce,
+    a fresh issue time (and expiry in the future)."""
+    now = int(time.time())
+    composed = dict(payload)
+    for key, value in payload.items():
+        if any(word in key.lower() for word in _SECRET_KEYS) and isinstance(value, str):
+            composed[key] = base64.urlsafe_b64encode(rng.randbytes(max(6, len(value)))).decode()[
+                : max(len(value), 8)
+            ]
+        elif key in _TIME_KEYS and isinstance(value, int | float) and not isinstance(value, bool):
+            composed[key] = now + 600 if key == "exp" else now  # valid for 10 more minutes
+    return composed if composed != payload else _one_field_changed(payload)
+
+
+def _attacker_key(rng: random.Random) -> bytes:
+    return rng.randbytes(32)
+
+
+def _tamper_fernet(state: str, rng: random.Random) -> Tampering | None:
+    data = _b64decode(state)
+    if data is None or data[:1] != b"\x80" or len(data) < _FERNET_OVERHEAD + 16:
+        return None
+    if (len(data) - _FERNET_OVERHEAD) % 16:
+        return None
+    issued = int.from_bytes(data[1:9], "big")
+    field_changed = _b64encode(data[:1] + (issued - 1).to_bytes(8, "big") + data[9:], state)
+    now = int(time.time())
+    plain = {
+        "plugin_version_id": PLUGIN_VERSION_ID,
+        "issued_at": now,
+        "datamart_id": DATAMART_ID,
+        "user_id": USER_ID,
+        "feed_destination_id": None,
+        "nonce": base64.urlsafe_b64encode(rng.randbytes(8)).decode().rstrip("="),
+    }
+    fernet = Fernet(base64.urlsafe_b64encode(_attacker_key(rng)))
+    attacker = fernet.encrypt_at_time(_dumps(plain), now).decode()
+    return field_changed, _b64encode(_b64decode(attacker) or b"", state)
+
+
+def _tamper_jwt(state: str, rng: random.Random) -> Tampering | None:
+    parts = state.split(".")
+    if len(parts) != 3:
+        return None
+    header = _json_object(_b64decode(parts[0]))
+    payload = _json_object(_b64decode(parts[1]))
+    if header is None or payload is None or "alg" not in header:
+        return None
+    field_changed = ".".join(
+        (parts[0], _b64encode(_dumps(_one_field_changed(payload)), ""), parts[2])
+    )
+    head = _b64encode(_dumps({"alg": "HS256", "typ": "JWT"}), "")
+    body = _b64encode(_dumps(_as_attacker(payload, rng)), "")
+    signature = hmac.new(_attacker_key(rng), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return field_changed, f"{head}.{body}.{_b64encode(signature, '')}"
+
+
+def _tamper_signed_json(state: str, rng: random.Random) -> Tampering | None:
+    parts = state.split(".")
+    if len(parts) != 2 or not parts[1]:
+        return None
+    payload = _json_object(_b64decode(parts[0]))
+    if payload is None:
+        return None
+    field_changed = f"{_b64encode(_dumps(_one_field_changed(payload)), parts[0])}.{parts[1]}"
+    body = _b64encode(_dumps(_as_attacker(payload, rng)), parts[0])
+    mac = hmac.new(_attacker_key(rng), body.encode(), hashlib.sha256)
+    hexadecimal = all(c in "0123456789abcdef" for c in parts[1].lower())
+    signature = mac.hexdigest() if hexadecimal else _b64encode(mac.digest(), parts[1])
+    return field_changed, f"{body}.{signature}"
+
+
+def _tamper_json(state: str, rng: random.Random) -> Tampering | None:
+    payload = _json_object(state.encode()) if state.startswith("{") else None
+    if payload is not None:
+        return (
+            _dumps(_one_field_changed(payload)).decode(),
+            _dumps(_as_attacker(payload, rng)).decode(),
+        )
+    payload = _json_object(_b64decode(state))
+    if payload is None:
+        return None
+    return (
+        _b64encode(_dumps(_one_field_changed(payload)), state),
+        _b64encode(_dumps(_as_attacker(payload, rng)), state),
+    )
+
+
 # ---------------------------------------------------------------------- the runs
 
 PRESET_RUNS: tuple[RunSpec, ...] = (
@@ -458,7 +716,11 @@ PRESET_RUNS: tuple[RunSpec, ...] = (
     _preset_spec("ambiguous-drop", "the 1st upload is applied, then its connection closes"),
     _preset_spec(
         "mixed-invalid-items",
-        "about 10% of the upload operations are rejected per item (IDENTIFIER_REJECTED)",
+        "about 10% of the upload operations are rejected per item (IDENTIFIER_REJECTED); the "
+        f"partner takes {SPLIT_OPERATIONS} operations per request, so batches of 20 are split",
+        scenario=Scenario(
+            presets=("mixed-invalid-items",), limits=Limits(max_operations=SPLIT_OPERATIONS)
+        ),
     ),
     _preset_spec(
         "not-ready-for-3-polls",
@@ -476,6 +738,13 @@ RUN_SPECS: tuple[RunSpec, ...] = (
         description="the partner refuses the refresh token: creation, connection, batches "
         "and troubleshoot of a feed activated before the revocation",
         settings={"batch_flush_max_size": 10},
+    ),
+    RunSpec(
+        name=CONNECTION_FAULTS,
+        script=_connection_faults,
+        scenario=CONNECTION_FAULT_SCENARIO,
+        description="connection polls past provisioning meet a 429 (Retry-After: 30), a 503, "
+        "a dropped connection and a 429 without Retry-After, then the segment answers",
     ),
     RunSpec(
         name=AUTH_RUN,

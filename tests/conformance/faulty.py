@@ -11,6 +11,7 @@ reference app's answers (:class:`AnswerRewriter`).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import sys
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from starlette.types import Message, Receive, Scope, Send
 
 from contracts.delivery import UpdateStat
@@ -46,15 +49,23 @@ from contracts.plugin_api import (
 )
 from contracts.routes import DELAY_HEADER, route
 from harness.reference import (
+    InvalidState,
+    OAuthState,
     PartnerClient,
     PartnerError,
     PartnerUnavailable,
     ReauthenticationNeeded,
     ReferenceConnector,
     ReferenceContext,
+    StateCodec,
     UploadResult,
 )
-from harness.reference.config import PARTNER_ACCOUNT_ID, PartnerCredentials, TechnicalConfig
+from harness.reference.config import (
+    OAUTH_STATE_KEY_FILE,
+    PARTNER_ACCOUNT_ID,
+    PartnerCredentials,
+    TechnicalConfig,
+)
 from harness.reference.connector import decode_content
 from harness.reference.core import retry_delay_ms
 from harness.reference.identifiers import MappedIdentifier
@@ -63,8 +74,10 @@ from harness.sdk.context import BaseInstanceContext, PropertiesWrapper
 
 __all__ = [
     "ALL_FAULTS",
+    "AcceptsAlteredState",
     "AcceptsForgedState",
     "AnswerRewriter",
+    "ConnectErrorOnTransient",
     "ConnectsBeforeReady",
     "CountsDoNotAddUp",
     "CrashesOnEmptyBody",
@@ -90,6 +103,7 @@ __all__ = [
     "LogoutDoesNothing",
     "LosesItemsSilently",
     "MadeUpAudience",
+    "MiscountsSplitBatches",
     "NeverReady",
     "NeverRefreshes",
     "NewSegmentOnRetry",
@@ -102,7 +116,9 @@ __all__ = [
     "PartialFailureAllError",
     "ReadyOnePollLate",
     "RefreshesEveryCall",
+    "RefreshesEveryCallAfter401",
     "RemovesAsAdds",
+    "RetriesConnectionAtOnce",
     "RetriesRefusedGrant",
     "RetryAs500",
     "SendsRawEmail",
@@ -1080,3 +1096,145 @@ ALL_FAULTS: tuple[type[Any], ...] = tuple(
     if name in __all__ and isinstance(obj, type) and name not in ("AnswerRewriter",)
 )
 """Every faulty connector class of this module."""
+
+
+# --------------------------------------------------------------------------- premises everywhere
+# Faults that show only where a premise occurs off the beaten path: during connection, in a
+# split batch, in a well-formed but altered state, after the first 401.
+
+
+def _transient(err: PartnerError) -> bool:
+    """A 429, a 5xx, a dropped connection or a timeout (not the segment provisioning)."""
+    return err.code != "SEGMENT_NOT_READY" and (
+        err.status == 429 or isinstance(err, PartnerUnavailable)
+    )
+
+
+class _TransientIsFinalReadClient(PartnerClient):
+    async def get_segment(self, segment_id: str) -> dict[str, Any]:
+        try:
+            return await super().get_segment(segment_id)
+        except PartnerError as err:
+            if _transient(err):  # no longer a 429 nor PartnerUnavailable: a final error
+                raise PartnerError(None, err.code, err.message) from None
+            raise
+
+
+class ConnectErrorOnTransient(_ClientFault):
+    """breaks: CONNECT-TRANSIENT — connection answers ``error`` when the partner answers its
+    segment read with a 429 or a 5xx or drops the connection, so the platform stops polling.
+
+    also breaks: STATEFUL-LIFECYCLE (its random feed lives meet such a fault during a
+    connection, and the feed cannot go on). RATE-LIMIT and TRANSIENT-5XX do not judge
+    connection answers.
+    """
+
+    client_class = _TransientIsFinalReadClient
+
+
+class _RereadsOn429Client(PartnerClient):
+    async def get_segment(self, segment_id: str) -> dict[str, Any]:
+        try:
+            return await super().get_segment(segment_id)
+        except PartnerError as err:
+            if err.status != 429:
+                raise
+            return await super().get_segment(segment_id)
+
+
+class RetriesConnectionAtOnce(_ClientFault):
+    """breaks: RATE-LIMIT — a segment read answered 429 (connection's) is re-sent at once,
+    within the same call, ignoring ``Retry-After``."""
+
+    client_class = _RereadsOn429Client
+
+
+class _MiscountsSplitClient(PartnerClient):
+    async def upload_members(
+        self, segment_id: str, operations: Sequence[Mapping[str, Any]]
+    ) -> UploadResult:
+        result = await super().upload_members(segment_id, operations)
+        if len(operations) > self.max_operations:  # split: forget the first upload's errors
+            result.rejected = {i: c for i, c in result.rejected.items() if i >= self.max_operations}
+        return result
+
+
+class MiscountsSplitBatches(_ClientFault):
+    """breaks: PARTIAL-FAILURE — when a batch goes out in several uploads, the per-item
+    errors of its first upload are counted as success.
+
+    also breaks: BATCH-HONEST (those items are reported as success the partner never
+    accepted), CONVERGENCE (the identifiers missing at the partner are not accounted as
+    errors).
+    """
+
+    client_class = _MiscountsSplitClient
+
+
+class _UnverifiedStateCodec(StateCodec):
+    """Decrypts a Fernet state without checking its HMAC: an altered envelope passes."""
+
+    def __init__(self, key: bytes) -> None:
+        super().__init__(key)
+        self._encryption_key = base64.urlsafe_b64decode(key)[16:]
+
+    def decode(self, token: str) -> OAuthState:
+        try:
+            data = base64.urlsafe_b64decode(token.encode("ascii"))
+            if data[:1] != b"\x80":
+                raise ValueError("not a Fernet token")
+            decryptor = Cipher(
+                algorithms.AES(self._encryption_key), modes.CBC(data[9:25])
+            ).decryptor()
+            padded = decryptor.update(data[25:-32]) + decryptor.finalize()
+            unpadder = padding.PKCS7(128).unpadder()
+            plain = unpadder.update(padded) + unpadder.finalize()
+            return OAuthState(**json.loads(plain))
+        except (ValueError, TypeError, UnicodeError):
+            raise InvalidState("the OAuth state is invalid") from None
+
+
+class AcceptsAlteredState(ReferenceConnector):
+    """breaks: AUTH-STATE-TAMPER — the state's envelope is decrypted but its HMAC never
+    checked: a well-formed state with its timestamp changed is taken (a forged one, one
+    with a changed character or one sealed with another key still fails to decrypt).
+
+    also breaks: AUTH-ROUNDTRIP (the tampered login stores the user, so the round trip finds
+    them authenticated and gets no login URL to consent to).
+    """
+
+    async def state_codec(self) -> StateCodec:
+        codec = await super().state_codec()
+        if not isinstance(codec, _UnverifiedStateCodec):
+            key = (await self.gateway.fetch_configuration_file(OAUTH_STATE_KEY_FILE)).strip()
+            codec = self._state_codec = _UnverifiedStateCodec(key)
+        return codec
+
+
+class _EagerAfter401Client(PartnerClient):
+    async def refresh(self) -> str:
+        session = self._require_session()
+        if session.access_token is not None and self._clock() < session.expires_at:
+            session.__dict__["burnt"] = True  # refreshed while it looked valid: a 401 came
+        return await super().refresh()
+
+    async def _access_token(self) -> str:
+        if self._require_session().__dict__.get("burnt"):
+            return await self.refresh()
+        return await super()._access_token()
+
+
+class RefreshesEveryCallAfter401(_ClientFault):
+    """breaks: TOKEN-REFRESH — once a 401 happened, the access token is refreshed before
+    every partner call, valid or not."""
+
+    client_class = _EagerAfter401Client
+
+
+ALL_FAULTS += (
+    ConnectErrorOnTransient,
+    RetriesConnectionAtOnce,
+    MiscountsSplitBatches,
+    AcceptsAlteredState,
+    RefreshesEveryCallAfter401,
+)

@@ -78,6 +78,11 @@ PROOFS: tuple[tuple[str, type[object]], ...] = (
     ("DYNAMIC-PROPERTIES", faulty.DuplicateEnumValues),
     ("NOT-IMPLEMENTED-OK", faulty.OptionalRouteAnswers500),
     ("STATEFUL-LIFECYCLE", faulty.CountsDoNotAddUp),
+    ("CONNECT-TRANSIENT", faulty.ConnectErrorOnTransient),
+    ("RATE-LIMIT", faulty.RetriesConnectionAtOnce),
+    ("PARTIAL-FAILURE", faulty.MiscountsSplitBatches),
+    ("AUTH-STATE-TAMPER", faulty.AcceptsAlteredState),
+    ("TOKEN-REFRESH", faulty.RefreshesEveryCallAfter401),
 )
 """(clause id, the faulty connector that breaks it)."""
 
