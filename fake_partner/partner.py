@@ -293,6 +293,36 @@ class Partner:
         with self._lock:
             self._segment(segment_id).forced_status = status
 
+    def create_segment(
+        self, account_id: str, name: str, *, description: str | None = None, ready: bool = False
+    ) -> str:
+        """Create a segment in ``account_id`` on the partner's side (no request, nothing in the
+        ledger), as an earlier crashed creation would have left it; ``ready`` skips its
+        provisioning. Returns its id."""
+        with self._lock:
+            client_id = self.credentials.client_id
+            token = self.backend.issue_access_token(client_id, (account_id,))
+            segment = self.backend.create_segment(token, account_id, name, description)
+            if ready:
+                segment.ready_at = min(segment.ready_at, self.clock.now())
+            return str(segment.id)
+
+    def hold_provisioning(self, segment_id: str, calls: int = 1) -> bool:
+        """Make the segment answer its next ``calls`` calls 404 ``SEGMENT_NOT_READY`` (a
+        re-provisioning partner); False when its status is forced (nothing to hold)."""
+        with self._lock:
+            segment = self._segment(segment_id)
+            if segment.forced_status is not None:
+                return False
+            segment.hold_calls = calls
+            return True
+
+    def code_used(self, code: str) -> bool | None:
+        """Whether an authorization code was exchanged for tokens (None: unknown code)."""
+        with self._lock:
+            found = self.backend.codes.get(code)
+            return None if found is None else bool(found.used)
+
     # --- seeding -------------------------------------------------------------------------------
 
     @property

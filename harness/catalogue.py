@@ -81,8 +81,9 @@ EXAMPLES: dict[str, Example] = {
         "NewSegmentOnRetry",
     ),
     "CREATE-PERSISTS-ID": Example(
-        "after creation the feed has no partner_segment_id property: expected it written "
-        "back through the gateway (segment seg-000001)",
+        "38 violations: [lifecycle] feed 7001: creation answered ok but the feed has no "
+        "partner_segment_id property: expected it written back through the gateway (segment "
+        "seg-000001); …",
         "ForgetsSegmentId",
     ),
     "CREATE-INVALID-CONFIG": Example(
@@ -96,9 +97,10 @@ EXAMPLES: dict[str, Example] = {
         "ConnectsBeforeReady",
     ),
     "CONNECT-TRANSIENT": Example(
-        "1 violation: [preset:flaky-5xx] the partner answered 503 to GET "
-        "/v1/segments/seg-000001 but connection answered 400 'error': expected 502 "
-        "external_segment_not_ready_yet",
+        "connection-faults: connection answered HTTP 500 error (seq 19) after the partner gave "
+        "HTTP 429 to GET /v1/segments/seg-000001 (seq 20), expected "
+        "external_segment_not_ready_yet (502) so the platform polls again",
+        "ConnectErrorOnTransient",
     ),
     "CONNECT-READY": Example(
         "2 violations: [lifecycle] the partner segment answered 200 (ready) but connection "

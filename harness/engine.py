@@ -434,16 +434,6 @@ def _verdict(clause: Clause, evidence: Evidence, run_errors: Mapping[str, str]) 
         return Verdict.failed(
             f"the check of {clause.id} returned {type(verdict).__name__}, not a Verdict"
         )
-    if verdict.outcome != "failed":
-        # a run that exercises the clause and stopped early leaves its premise half-seen
-        for name in clause.runs:
-            record = evidence.get(name)
-            if record is not None and record.aborted:
-                return Verdict.failed(
-                    f"run {name} stopped early ({record.aborted}); checked before that: "
-                    f"{verdict.message or 'nothing'}",
-                    run=name,
-                )
     return verdict
 
 

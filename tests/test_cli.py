@@ -618,3 +618,20 @@ def _wait_for(url: str, seconds: float = 20.0) -> None:
             pass
         assert time.monotonic() < deadline, f"{url} did not answer 200 within {seconds} s"
         time.sleep(0.05)
+
+
+def test_a_warning_clause_warns_with_exit_0_and_fails_under_strict(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """CONNECT-TRANSIENT (severity warning): a connection error under a partner 429 is
+    reported ``warned``, exit 0, a JUnit case that passes; ``--strict`` makes it exit 1."""
+    spec = "tests.conformance.faulty:ConnectErrorOnTransient"
+    junit = tmp_path / "junit.xml"
+    args = ["verify", "--connector", spec, "--clauses", "CONNECT-TRANSIENT"]
+    assert main([*args, "--junit-xml", str(junit)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "CONNECT-TRANSIENT  warned" in out
+    assert "1 warned" in out
+    case = ET.parse(junit).getroot().find("testcase")
+    assert case is not None and case.find("failure") is None
+    assert main([*args, "--strict"]) == 1

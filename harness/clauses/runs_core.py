@@ -123,22 +123,15 @@ def _probe_empty_bodies(record: RunRecord, feed: Feed) -> list[dict[str, Any]]:
 def _pre_create_segment(record: RunRecord, name: str) -> str:
     """Create a partner segment named ``name`` through the partner's Python API, as a
     crashed earlier creation would have left it (not in the ledger nor the trace)."""
-    backend = record.partner.backend
-    client_id = record.partner.credentials.client_id
-    token = backend.issue_access_token(client_id, (_ACCOUNT,))
-    segment = backend.create_segment(token, _ACCOUNT, name, "left by an earlier attempt")
-    segment_id: str = segment.id
-    return segment_id
+    return record.partner.create_segment(_ACCOUNT, name, description="left by an earlier attempt")
 
 
 def _hold_provisioning(record: RunRecord, segment_id: str | None) -> bool:
     """Make the partner answer the segment's next call 404 ``SEGMENT_NOT_READY`` (a transient
     fault, as a partner re-provisioning would): the connector asks for a delay and a retry."""
-    segment = record.partner.backend.segments.get(segment_id) if segment_id else None
-    if segment is None or segment.forced_status is not None:
+    if not segment_id or segment_id not in record.partner.segment_ids():
         return False
-    segment.hold_calls = 1
-    return True
+    return record.partner.hold_provisioning(segment_id)
 
 
 def _troubleshoot(record: RunRecord, feed: Feed) -> dict[str, Any]:

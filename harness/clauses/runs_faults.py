@@ -313,12 +313,7 @@ CONNECTION_FAULT_SCENARIO = Scenario(
 
 def _existing_segment(record: RunRecord, name: str) -> str:
     """A ready partner segment in ``ACCOUNT``, made on the partner's side (no request)."""
-    backend = record.partner.backend
-    credentials = record.partner.credentials
-    token = backend.issue_access_token(credentials.client_id, (ACCOUNT,))
-    segment = backend.create_segment(token, ACCOUNT, name, None)
-    segment.ready_at = min(segment.ready_at, record.platform.clock.now())
-    return str(segment.id)
+    return record.partner.create_segment(ACCOUNT, name, ready=True)
 
 
 # ---------------------------------------------------------------------- auth run
@@ -496,8 +491,7 @@ def _tag_consent(record: RunRecord) -> None:
 
 def _code_used(record: RunRecord, code: str) -> bool | None:
     """Whether the partner exchanged this authorization code (None: unknown code)."""
-    found = record.partner.backend.codes.get(code)
-    return None if found is None else bool(found.used)
+    return record.partner.code_used(code)
 
 
 def _altered(state: str) -> str:

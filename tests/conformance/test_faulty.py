@@ -162,10 +162,11 @@ def test_the_fault_fails_its_clauses_and_only_them(
     if fault in HANGING:
         request.getfixturevalue("short_call_timeout")
     report = verify(target_of(fault))
-    failed = {r.id for r in report.results if r.outcome == "failed"}
+    # a warning clause that a fault breaks is reported warned (CONNECT-TRANSIENT)
+    failed = {r.id for r in report.results if r.outcome in ("failed", "warned")}
     own = {clause_id for clause_id, proven in PROOFS if proven is fault}
     listed = listed_clauses(fault)
-    messages = {r.id: r.message[:300] for r in report.results if r.outcome == "failed"}
+    messages = {r.id: r.message[:300] for r in report.results if r.id in failed}
     assert own <= failed, f"{fault.__name__} does not fail {own - failed}: {messages}"
     assert failed <= listed, (
         f"{fault.__name__} fails {sorted(failed - listed)} that its docstring does not list: "
