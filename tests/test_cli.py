@@ -633,5 +633,6 @@ def test_a_warning_clause_warns_with_exit_0_and_fails_under_strict(
     assert "CONNECT-TRANSIENT  warned" in out
     assert "1 warned" in out
     case = ET.parse(junit).getroot().find("testcase")
-    assert case is not None and case.find("failure") is None
+    assert case is not None
+    assert case.find("failure") is None
     assert main([*args, "--strict"]) == 1
