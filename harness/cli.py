@@ -292,7 +292,13 @@ def _serve_connector(args: argparse.Namespace) -> int:
         app = load_connector(args.connector, settings)
     except ConnectorLoadError as exc:
         return _usage(str(exc), "serve-connector")
-    from fake_partner.server import listen, on_stop_signals, restore_signals, serve_asgi
+    from fake_partner.server import (
+        JsonErrorH11Protocol,
+        listen,
+        on_stop_signals,
+        restore_signals,
+        serve_asgi,
+    )
 
     try:
         sock = listen(args.host, settings.port)
@@ -305,7 +311,9 @@ def _serve_connector(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = on_stop_signals(stop)
     try:
-        with serve_asgi(app, sock, log=None if args.quiet else request_log("connector")):
+        log = None if args.quiet else request_log("connector")
+        # a request uvicorn cannot parse gets the SDK's JSON error, not plain text
+        with serve_asgi(app, sock, http=JsonErrorH11Protocol, log=log):
             host = f"[{args.host}]" if ":" in args.host else args.host
             print(
                 f"serving {args.connector} on http://{host}:{settings.port} "
