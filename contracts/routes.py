@@ -116,12 +116,13 @@ class Route:
 
         The one rule every consumer applies: 404 on an optional route (SDK versions before
         the route existed); 400 ``{"status": "not_implemented"}`` where the route has that
-        status; on ``batch_update``, the SDK's fixed answer of a non-batched plugin. A 404 on
-        a mandatory route is a failure, never "not implemented".
+        status or is optional (the SDK's default handler of an optional route); on
+        ``batch_update``, the SDK's fixed answer of a non-batched plugin. A 404 on a
+        mandatory route is a failure, never "not implemented".
         """
         if status == 404:
             return self.optional
-        if status == 400 and "not_implemented" in self.status_codes:
+        if status == 400 and (self.optional or "not_implemented" in self.status_codes):
             return isinstance(body, Mapping) and body.get("status") == "not_implemented"
         if self.name == "batch_update" and status == NON_BATCHED_BATCH_UPDATE_CODE:
             return isinstance(body, Mapping) and dict(body) == dict(NON_BATCHED_BATCH_UPDATE_ANSWER)

@@ -23,7 +23,7 @@ from harness.clauses.registry import Clause, Verdict, select_clauses
 from harness.drivers.base import NOT_HTTP, PROBE_TAG
 from harness.drivers.bounds import DEFAULT_DEADLINE, Bounds, Stall, use_bounds
 from harness.errors import ConnectorUnreachableError, VerifyUsageError
-from harness.excerpts import feed_accounting, ledger_window, run_seconds, trace_excerpt
+from harness.excerpts import feed_accounting, ledger_window, trace_excerpt
 from harness.hypothesis_home import hypothesis_home
 from harness.profiles import DEFAULT_PROFILE, check_profile, use_profile
 from harness.report import ClauseResult, Report, RunResult
@@ -400,9 +400,9 @@ def _judge(
             result.trace = [entry for entry, _ in excerpt]
             result.accounting = feed_accounting(record)
             result.ledger = ledger_window(record, [ex for _, ex in excerpt])
-    # a case's time: judging it plus the runs it read (shared runs count for each clause)
-    ran = sum(run_seconds(evidence.runs[n]) for n in clause.runs if n in evidence.runs)
-    result.seconds = time.perf_counter() - started + ran
+    # the time spent judging it: every clause reads every run, which the report's own
+    # ``seconds`` (the whole verification) counts once
+    result.seconds = time.perf_counter() - started
     return result
 
 

@@ -15,7 +15,6 @@ __all__ = [
     "MAX_TRACE_ENTRIES",
     "feed_accounting",
     "ledger_window",
-    "run_seconds",
     "trace_excerpt",
 ]
 
@@ -68,15 +67,6 @@ def trace_excerpt(
 def _encloses(outer: Exchange, inner: Exchange) -> bool:
     end = outer.end_seq if outer.end_seq is not None else float("inf")
     return outer.seq < inner.seq < end
-
-
-def run_seconds(record: RunRecord) -> float:
-    """The real time a run's exchanges spanned (first start to last end), in seconds."""
-    exchanges: list[Exchange] = list(record.trace)
-    spans = [(ex.real_start, ex.real_start + (ex.real_seconds or 0.0)) for ex in exchanges]
-    if not spans:
-        return 0.0
-    return max(end for _, end in spans) - min(start for start, _ in spans)
 
 
 def _entry(ex: Exchange) -> dict[str, Any]:

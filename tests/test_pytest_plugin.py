@@ -186,6 +186,11 @@ def test_the_connector_can_be_set_in_the_ini_file(
     assert verify_calls[1]["seed"] == 6
 
 
+IGNORE_EDITABLE_REWRITE = "ignore::pytest.PytestAssertRewriteWarning"
+"""The editable install's import hook makes pytest warn that this package was imported
+before it could rewrite it (a pytester run does not read this project's filterwarnings)."""
+
+
 def test_no_clause_items_and_the_fixtures_drive_the_configured_connector(
     pytester: pytest.Pytester, stub: list[str], verify_calls: list[dict[str, Any]]
 ) -> None:
@@ -193,7 +198,9 @@ def test_no_clause_items_and_the_fixtures_drive_the_configured_connector(
     pytester.makepyprojecttoml(
         '[tool.pytest.ini_options]\nfeed_connector = "myconn:Mine"\nfeed_clauses = "none"\n'
     )
-    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "error::UserWarning")
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "-W", "error::UserWarning", "-W", IGNORE_EDITABLE_REWRITE
+    )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["feed-harness: the fixtures drive myconn:Mine (no clause item)"])
     assert verify_calls == []
@@ -232,7 +239,9 @@ def test_a_warned_clause_passes_with_a_warning(
         return Report("c", 0, results=[result])
 
     monkeypatch.setattr(harness.verify, "verify", warned)
-    result = pytester.runpytest("--feed-connector", REFERENCE, "--feed-clauses", "T-PASS")
+    result = pytester.runpytest(
+        "--feed-connector", REFERENCE, "--feed-clauses", "T-PASS", "-W", IGNORE_EDITABLE_REWRITE
+    )
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(["*FeedHarnessWarning: T-PASS warned: the retry came late*"])
 

@@ -105,6 +105,7 @@ def test_the_schema_refuses_what_the_writer_never_writes(schema: dict[str, Any])
         "runs": [{"name": "lifecycle", "scenario": None, "aborted": None}],
         "clauses": [clause],
         "summary": {"passed": 1, "failed": 0, "skipped": 0, "warned": 0},
+        "warnings": [],
     }
     jsonschema.validate(document, schema)
     for changed in ({**clause, "outcome": "maybe"}, {**clause, "extra": 1}):
