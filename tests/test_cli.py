@@ -570,6 +570,7 @@ def test_the_real_command_exits_3_when_the_connector_cannot_start() -> None:
     assert "exited with code 1 before answering GET /v1/status" in result.stderr
 
 
+@pytest.mark.slow
 def test_verify_drives_serve_connector_over_loopback() -> None:
     command = f"{shlex.quote(PYTHON)} -m harness serve-connector"
     clauses = "CREATE-OK,UPDATE-GROUPING,BATCH-EMPTY,PII-HASHED"  # the lifecycle run alone
@@ -578,6 +579,7 @@ def test_verify_drives_serve_connector_over_loopback() -> None:
     assert "4 passed, 0 failed, 0 skipped (--cmd " in result.stdout
 
 
+@pytest.mark.slow
 def test_serve_then_verify_the_plugin_at_its_url(
     served: tuple[subprocess.Popen[str], dict[str, str], list[str]],
     monkeypatch: pytest.MonkeyPatch,

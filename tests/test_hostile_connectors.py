@@ -105,7 +105,9 @@ def test_a_connector_that_exits_at_start_is_unreachable_with_its_output() -> Non
 
 
 @pytest.mark.parametrize(
-    "options", [("--call-timeout", "2"), ()], ids=["call-timeout-2", "defaults"]
+    "options",
+    [("--call-timeout", "2"), pytest.param((), marks=pytest.mark.slow)],
+    ids=["call-timeout-2", "defaults"],
 )
 def test_a_connector_that_hangs_after_status_is_unreachable(options: tuple[str, ...]) -> None:
     verdict = verify("--cmd", hostile("hang-after-status"), *options)
@@ -125,6 +127,7 @@ def test_a_connector_that_only_answers_status_is_unreachable_after_two_runs() ->
     assert "run 3/" not in verdict.stderr  # the second run that hangs ends the runs
 
 
+@pytest.mark.slow
 def test_one_route_that_hangs_spoils_one_run_not_all(tmp_path: Path) -> None:
     report = tmp_path / "verdict.json"
     flawed = f"{sys.executable} {FLAWED} hangs-on-empty-bodies"
