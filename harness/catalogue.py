@@ -416,11 +416,12 @@ def _clause_md(c: dict[str, Any]) -> str:
 def _runs_md(runs: list[dict[str, Any]]) -> str:
     lines = [
         "## The runs\n",
-        "A verification executes only the runs its selected clauses declare. Runs named "
-        "`preset:NAME` play that partner preset (see `docs/scenarios.md`) whatever "
-        "`--scenario` says; the others play your `--scenario` (the well-behaved default "
-        "partner without one), except `oversized`, which keeps the partner's default "
-        "limits.\n",
+        "A verification executes every run, whatever `--clauses` selects, and every clause "
+        "judges all of them wherever its premise occurs; a clause's runs are those that "
+        "exercise it by design. Runs named `preset:NAME` (and `connection-faults`) play a "
+        "scenario of their own (see `docs/scenarios.md`) whatever `--scenario` says; the "
+        "others play your `--scenario` (the well-behaved default partner without one), "
+        "except `oversized`, which keeps the partner's default limits.\n",
         "| run | partner | what it drives |",
         "|---|---|---|",
     ]

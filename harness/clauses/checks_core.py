@@ -75,8 +75,8 @@ _SESSION_RUNS = (
     *_TRANSIENT,
     preset_run("mixed-invalid-items"),
 )
-"""Runs whose feed sessions the session-wide clauses judge: the lifecycle and every
-partner preset with transient faults (a check sees only the runs its clause declares)."""
+"""The runs that exercise the session-wide clauses by design (the lifecycle and every
+partner preset with transient faults); the checks judge every run's sessions."""
 
 
 # --------------------------------------------------------------------------- findings
