@@ -9,7 +9,7 @@ was truncated, whether it parsed as JSON, and which secret kinds were masked in 
 are kept whole up to ``body_cap`` bytes each (8 MiB: every body of a conformance run, the
 largest partner uploads included); a larger body keeps its first 64 KiB and a trailer
 naming its size and digest, so it is judged but never held whole. Retained bodies share a
-budget per trace (``body_budget``, 64 MiB: a default ``verify`` holds at most 10 MiB in one
+budget per trace (``body_budget``, 512 MiB: a default ``verify`` holds at most ~80 MiB in one
 run); beyond it the oldest 2xx exchanges lose their bodies first (``evicted``), then the
 oldest others; the ``keep_recent`` most recent of each stay, so errors and what surrounds
 a failure stay readable the longest.
@@ -47,7 +47,7 @@ BODY_CAP = 8 * 1024 * 1024
 """A body up to this many bytes is kept whole (until evicted); a larger one is truncated."""
 TRUNCATED_PREFIX = 64 * 1024
 """How much of a truncated body is kept (then a trailer with its size and digest)."""
-BODY_BUDGET = 64 * 1024 * 1024
+BODY_BUDGET = 512 * 1024 * 1024
 """Bytes of bodies one trace retains before it evicts the oldest (2xx first)."""
 KEEP_RECENT = 256
 """The most recent 2xx exchanges, and the most recent others, whose bodies are never

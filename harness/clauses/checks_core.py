@@ -190,8 +190,12 @@ def _is_probe(exchange: Exchange) -> bool:
 
 
 def _answered(exchange: Exchange) -> bool:
-    """An HTTP answer came back (JSON or not)."""
-    return exchange.status is not None and exchange.failure not in _NO_ANSWER
+    """An HTTP answer came back (JSON or not) and the trace still holds it: an exchange
+    whose bodies were evicted to keep the trace within its budget (far beyond what a
+    verification records) cannot be judged on its body."""
+    return (
+        exchange.status is not None and exchange.failure not in _NO_ANSWER and not exchange.evicted
+    )
 
 
 def _body(exchange: Exchange) -> dict[str, Any] | None:
@@ -671,19 +675,21 @@ def check_create_idempotent(evidence: Evidence) -> Verdict:
     runs=("lifecycle",),
 )
 def check_create_persists_id(evidence: Evidence) -> Verdict:
-    """Every creation answered ``ok``, in every run: the feed's ``partner_segment_id`` names
-    the segment that call made (201), the existing one its 409 named, or the segment the
-    property already named; and that segment exists at the partner."""
+    """Each feed's last creation answered ``ok``, in every run: its ``partner_segment_id``
+    names the segment that call made (201), the existing one its 409 named, or the segment
+    the property already named; and that segment exists at the partner."""
     findings = _Findings()
     checked = 0
     for record in evidence:
         segments = set(record.partner.segment_ids())
+        last: dict[str, Exchange] = {}  # the property reflects a feed's last creation
         for exchange in _exchanges(record, _PLATFORM, "/v1/external_segment_creation"):
             if _is_probe(exchange) or (exchange.status, _status(_body(exchange))) != (200, "ok"):
                 continue
             feed_id = _request_feed_id(exchange)
-            if feed_id is None:
-                continue
+            if feed_id is not None:
+                last[feed_id] = exchange
+        for feed_id, exchange in last.items():
             checked += 1
             value = record.gateway.property_value(feed_id, "partner_segment_id")
             made = _segments_named_in(record, exchange)

@@ -448,7 +448,10 @@ class CreatesDespiteInvalidConfig(ReferenceConnector):
 
 class OkDespiteInvalidConfig(CreatesDespiteInvalidConfig):
     """breaks: CREATE-INVALID-CONFIG — creation of a feed without ``partner_account_id``
-    answers ``ok`` (and creates nothing)."""
+    answers ``ok`` (and creates nothing).
+
+    also breaks: CREATE-PERSISTS-ID (a creation answered ok names no partner segment).
+    """
 
     default_account = "(unset)"
 
@@ -919,7 +922,9 @@ class NeverRefreshes(_ClientFault):
     """breaks: TOKEN-REFRESH — after the first access token it never refreshes: a 401
     ``EXPIRED_ACCESS_TOKEN`` re-sends the dead token and the batch ends in ``ERROR``.
 
-    also breaks: STATEFUL-LIFECYCLE (its clock advances expire the token too).
+    also breaks: STATEFUL-LIFECYCLE (its clock advances expire the token too), CONVERGENCE
+    (an expired token is a transient fault: the members of the batch in ERROR are missing,
+    which no permanent fault excuses).
     """
 
     client_class = _NeverRefreshingClient
@@ -997,7 +1002,9 @@ class ErrorOn5xx(_ClientFault):
 
     also breaks: BATCH-HONEST (after an ambiguous 503 the partner applied the upload that
     ``ERROR`` counts as 0 success), TOKEN-REFRESH (a re-send after a refresh that meets a 5xx
-    is lost), STATEFUL-LIFECYCLE (its transient faults must converge).
+    is lost), STATEFUL-LIFECYCLE (its transient faults must converge), CONVERGENCE (the
+    members of a batch in ERROR on a transient 5xx are missing, which no permanent fault
+    excuses).
     """
 
     client_class = _FiveHundredIsFinalClient
