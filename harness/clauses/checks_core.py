@@ -1240,21 +1240,19 @@ def check_batch_limit(evidence: Evidence) -> Verdict:
                     [upload.seq],
                 )
     oversized = evidence.get("oversized")
-    for name in ("main", "wide"):
-        feed = oversized.feeds.get(name) if oversized is not None else None
-        if oversized is not None and feed is not None and feed.batches:
-            _check_split(oversized, feed, findings, by_size=name == "wide")
+    feed = oversized.feeds.get("main") if oversized is not None else None
+    if oversized is not None and feed is not None and feed.batches:
+        _check_split(oversized, feed, findings)
     if not findings and uploads_seen == 0:
         return Verdict.skipped("not exercised: no upload reached the partner")
     return findings.verdict(f"{uploads_seen} uploads within the partner's limits")
 
 
-def _check_split(record: RunRecord, feed: Feed, findings: _Findings, *, by_size: bool) -> None:
-    """The oversized run's biggest batch reached the partner, split (``by_size``: a batch
-    under the operation limit whose body is over the byte limit)."""
+def _check_split(record: RunRecord, feed: Feed, findings: _Findings) -> None:
+    """The oversized run's biggest batch reached the partner, split."""
     batch = max(feed.batches, key=lambda b: len(b.items))
     size = len(batch.items)
-    if size <= PARTNER_OPERATION_LIMIT and not by_size:
+    if size <= PARTNER_OPERATION_LIMIT:
         findings.add(
             record.name,
             f"the largest batch had {size} items: the run needs one over "

@@ -41,10 +41,6 @@ LIFECYCLE_USERS = 200
 PARTNER_OPERATION_LIMIT = 10_000
 OVERSIZED_BATCH = 10_200
 """Users (one eligible identifier each) flushed as one batch in the ``oversized`` run."""
-WIDE_BATCH = 6_500
-WIDE_EMAILS = 10
-"""Users with ten emails each (one operation of ten identifiers, ~860 bytes): one batch of
-6,500 operations is ~5.6 MiB, over the byte limit well under the operation limit."""
 _ACCOUNT = "acc-1"
 _PROCESSING_WAIT = 120.0
 """Virtual seconds waited before troubleshooting: past the partner's processing (30 s)."""
@@ -307,20 +303,6 @@ def oversized(record: RunRecord, seed: int) -> None:
     notes["batch_ids"] = [b.batch_id for b in feed.batches]
     notes["largest_batch"] = max((len(b.items) for b in feed.batches), default=0)
     notes["flushed"] = [b.batch_id for b in batches]
-    # the byte limit under the operation limit: users with ten emails each, so one batch of
-    # fewer than 10,000 operations weighs more than 5 MiB and must be split by size
-    wide = record.platform.new_feed(partner_account_id=_ACCOUNT, identifying=("USER_EMAIL",))
-    record.feeds["wide"] = wide
-    notes["wide_creation"] = _step(wide.create())
-    notes["wide_connection"] = _step(wide.connect())
-    wide.upsert(
-        SimUser(
-            user_point_id=f"wide-{seed}-{i}",
-            emails=tuple(f"wide.{seed}.{i}.{k}@example.com" for k in range(WIDE_EMAILS)),
-        )
-        for i in range(WIDE_BATCH)
-    )
-    wide.flush()
 
 
 RUN_SPECS: tuple[RunSpec, ...] = (
@@ -345,8 +327,7 @@ RUN_SPECS: tuple[RunSpec, ...] = (
         # the partner's own limits (10,000 operations, 5 MiB), whatever --scenario says
         scenario=Scenario(),
         description=(
-            f"one batch of {OVERSIZED_BATCH} items (over the partner's 10,000 operations) and "
-            f"one of {WIDE_BATCH} users with {WIDE_EMAILS} emails each (over its 5 MiB), "
+            f"one batch of {OVERSIZED_BATCH} items (over the partner's 10,000 operations), "
             "batch_content items sent as JSON strings"
         ),
         settings={"batch_flush_max_size": 10_500, "batch_content_as_json": True},

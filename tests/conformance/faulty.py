@@ -125,7 +125,6 @@ __all__ = [
     "SkipsAbsentRemovals",
     "SlowFirstBatch",
     "SpareSegment",
-    "SplitsByCountOnly",
     "TouchesForeignAccount",
     "WrongSchemaAnswer",
 ]
@@ -847,16 +846,6 @@ class NoSplitting(_TunedClient):
         "max_operations": sys.maxsize,
         "max_body_bytes": sys.maxsize,
     }
-
-
-class SplitsByCountOnly(_TunedClient):
-    """breaks: BATCH-LIMIT — batches are split at 10,000 operations but never by size, so a
-    batch of users with many identifiers (under 10,000 operations, over 5 MiB) goes out in
-    one request the partner refuses (413). Nothing else: the refused items are reported as
-    error, which a permanent refusal allows (CONVERGENCE).
-    """
-
-    limits: ClassVar[dict[str, int]] = {"max_body_bytes": sys.maxsize}
 
 
 class IgnoresConfiguredLimit(_TunedClient):

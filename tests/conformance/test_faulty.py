@@ -56,7 +56,6 @@ PROOFS: tuple[tuple[str, type[object]], ...] = (
     ("BATCH-HONEST", faulty.LosesItemsSilently),
     ("BATCH-EMPTY", faulty.ErrorOnEmptyBatch),
     ("BATCH-LIMIT", faulty.NoSplitting),
-    ("BATCH-LIMIT", faulty.SplitsByCountOnly),
     ("CONVERGENCE", faulty.ObjectsOnlyBatchContent),
     ("CONVERGENCE", faulty.RemovesAsAdds),
     ("RETRY-NO-DUPLICATE-SUCCESS", faulty.DuplicatesItems),
