@@ -53,7 +53,6 @@ _ACCOUNT_SEGMENTS = re.compile(r"/v1/accounts/([^/]+)/segments/?\Z")
 _ACCOUNT_PATH = re.compile(r"/v1/accounts/([^/]+)")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _SHA256_TYPES = frozenset({"EMAIL_SHA256", "PHONE_SHA256"})
-_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _NO_ANSWER = frozenset({"timeout", "connection", "crash"})
 _COUNT_KEYS = ("input_count", "matched_count", "match_rate", "audience_size")
 _MAX_SHOWN = 5
