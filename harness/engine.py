@@ -115,8 +115,7 @@ def verify(
     evidence = Evidence(seed=seed, profile=profile)
     run_errors: dict[str, str] = {}
     with use_profile(profile), use_bounds(bounds), hypothesis_home():  # no .hypothesis/ here
-        label = str(scenario) if scenario is not None else None
-        outcome = _run_all(specs, target, seed, loaded, label, bounds, evidence, run_errors, say)
+        outcome = _run_all(specs, target, seed, loaded, bounds, evidence, run_errors, say)
         if outcome.signum is None:
             _raise_if_never_answered(evidence, target, outcome.stalls)
         say(f"checking {len(selected)} clause(s)")
@@ -193,7 +192,6 @@ def _run_all(
     target: Target,
     seed: int,
     scenario: Scenario | None,
-    scenario_label: str | None,
     bounds: Bounds,
     evidence: Evidence,
     run_errors: dict[str, str],
@@ -215,9 +213,7 @@ def _run_all(
             continue
         say(f"run {index}/{len(specs)}: {spec.name}")
         try:
-            record = run_module.execute_run(
-                spec, target, seed=seed, scenario=scenario, scenario_label=scenario_label
-            )
+            record = run_module.execute_run(spec, target, seed=seed, scenario=scenario)
         except KeyboardInterrupt as exc:
             outcome.signum = getattr(exc, "signum", signal.SIGINT)
             stopped = f"the verification was interrupted by {signal.Signals(outcome.signum).name}"

@@ -40,9 +40,6 @@ class RunRecord:
     example judges its own exchanges, not its predecessors' on the same platform)."""
     own_feeds_only: bool = False
     """Judge ``feeds`` alone, not every feed the platform built (a stateful example)."""
-    scenario: str = "default"
-    """The partner scenario the run played: the user's ``--scenario``, its own preset, or
-    ``default``."""
     user_scenario: bool = False
     """The run played the user's ``--scenario`` (it has no preset of its own)."""
 

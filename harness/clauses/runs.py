@@ -32,25 +32,12 @@ def runs_for(names: Iterable[str]) -> list[RunSpec]:
     return [spec for name, spec in RUNS.items() if name in wanted]
 
 
-def played_scenario(
-    spec: RunSpec, scenario: str | Scenario | None, label: str | None = None
-) -> str:
-    """How reports name the scenario a run plays: its own preset, the user's, or default."""
-    if spec.scenario is not None:
-        own = spec.scenario
-        return own if isinstance(own, str) else "default"
-    if scenario is None:
-        return "default"
-    return label or (scenario if isinstance(scenario, str) else "the given scenario")
-
-
 def execute_run(
     spec: RunSpec,
     target: Target,
     *,
     seed: int,
     scenario: str | Scenario | None = None,
-    scenario_label: str | None = None,
 ) -> RunRecord:
     """Drive a fresh platform through ``spec`` and keep what it recorded.
 
@@ -67,7 +54,6 @@ def execute_run(
     record = RunRecord(
         spec.name,
         platform,
-        scenario=played_scenario(spec, scenario, scenario_label),
         user_scenario=spec.scenario is None and scenario is not None,
     )
     with platform:
