@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from harness.clauses.view import view_of
+
 if TYPE_CHECKING:
-    from fake_partner import LedgerEntry
     from harness.clauses.evidence import RunRecord
     from harness.trace import Exchange
 
@@ -33,29 +34,27 @@ def trace_excerpt(
     exchanges are kept first (marked ``named``), then the platform calls around them, then
     the nested ones, in ``seq`` order.
     """
-    trace = record.trace
-    every = list(trace)
-    by_seq = {ex.seq: ex for ex in every}
-    named = [by_seq[s] for s in sorted(set(seqs)) if s in by_seq]
+    view = view_of(record)
+    named = [ex for s in sorted(set(seqs)) if (ex := view.exchange(s)) is not None]
     named_ids = {ex.seq for ex in named}
     around: dict[int, Exchange] = {}
     for ex in named:
         if ex.leg == "platform->connector":
             continue
-        for outer in every:
-            if outer.leg == "platform->connector" and _encloses(outer, ex):
-                around.setdefault(outer.seq, outer)
+        outer = view.enclosing(ex.seq)
+        if outer is not None:
+            around.setdefault(outer.seq, outer)
     calls = [*named, *(ex for s, ex in sorted(around.items()) if s not in named_ids)]
     kept_ids = {ex.seq for ex in calls}
     nested: dict[int, Exchange] = {}
     for ex in calls:
-        for child in trace.children(ex):
+        for child in view.inside(ex):
             if child.seq not in kept_ids:
                 nested.setdefault(child.seq, child)
     kept = calls[:limit]
     kept += sorted(nested.values(), key=lambda e: e.seq)[: max(0, limit - len(kept))]
     kept.sort(key=lambda e: e.seq)
-    redactor = trace.redactor
+    redactor = record.trace.redactor
     entries = []
     for ex in kept:
         entry = redactor.value(_entry(ex))
@@ -112,27 +111,22 @@ def ledger_window(
 ) -> list[dict[str, Any]]:
     """The partner ledger entries of those exchanges (≤ limit, without operations).
 
-    Partner calls are matched by ``X-Request-Id``, dropped ones by virtual time; with no
-    partner call among them, every entry of their time window; with no exchange, the
-    run's last entries.
+    Partner calls are matched as :class:`RunView` links them (``X-Request-Id``, dropped
+    ones in order); with no partner call among them, every entry of their time window;
+    with no exchange, the run's last entries.
     """
-    ledger = record.partner.ledger
+    view = view_of(record)
     redact = record.trace.redactor.value
     if not exchanges:
-        return [redact(entry.to_json(operations=False)) for entry in list(ledger.entries)[-limit:]]
-    start = min(ex.virtual_start for ex in exchanges)
-    end = max(
-        ex.virtual_end if ex.virtual_end is not None else ex.virtual_start for ex in exchanges
-    )
+        return [redact(entry.to_json(operations=False)) for entry in view.entries[-limit:]]
     calls = [ex for ex in exchanges if ex.leg == "connector->partner"]
-    ids = {ex.response_header("x-request-id") for ex in calls} - {None}
-    unanswered = any(ex.status is None for ex in calls)
-
-    def wanted(entry: LedgerEntry) -> bool:
-        if not calls:
-            return start <= entry.time <= end
-        if entry.request_id in ids:
-            return True
-        return unanswered and entry.dropped and start <= entry.time <= end
-
-    return [redact(entry.to_json(operations=False)) for entry in ledger.where(wanted)[:limit]]
+    if calls:
+        linked = {id(entry) for ex in calls if (entry := view.entry(ex)) is not None}
+        chosen = [entry for entry in view.entries if id(entry) in linked]
+    else:
+        start = min(ex.virtual_start for ex in exchanges)
+        end = max(
+            ex.virtual_end if ex.virtual_end is not None else ex.virtual_start for ex in exchanges
+        )
+        chosen = [entry for entry in view.entries if start <= entry.time <= end]
+    return [redact(entry.to_json(operations=False)) for entry in chosen[:limit]]

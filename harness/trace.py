@@ -18,6 +18,7 @@ a failure stay readable the longest.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import itertools
 import json
@@ -317,6 +318,10 @@ def _parse_body(body: bytes) -> tuple[bool, Any]:
         return False, None
 
 
+def _seq_of(exchange: Exchange) -> int:
+    return exchange.seq
+
+
 def _none(*_: Any) -> None:
     return None
 
@@ -533,6 +538,13 @@ class Trace:
             end = within.end_seq if within.end_seq is not None else float("inf")
             selected = (e for e in selected if within.seq < e.seq < end)
         return list(selected)
+
+    def since(self, seq: int) -> list[Exchange]:
+        """The exchanges numbered ``seq`` or more, in order (a bisection: sequence numbers
+        grow in recording order)."""
+        with self._lock:
+            start = bisect.bisect_left(self._exchanges, seq, key=_seq_of)
+            return self._exchanges[start:]
 
     def children(self, exchange: Exchange) -> list[Exchange]:
         """The exchanges that started while ``exchange`` was open (its outbound calls)."""

@@ -25,10 +25,10 @@ from harness.clauses.registry import UnknownClauseError, Verdict
 from harness.drivers import ConnectorLoadError, Receive, Scope, Send
 from harness.engine import _raise_if_never_answered
 from harness.generators import make_users
+from harness.platform import Platform
 from harness.reference import ReferenceConnector
 from harness.sdk.settings import PluginSettings
 from harness.targets import Target
-from harness.trace import Trace
 from harness.verify import (
     MAX_LEDGER_ENTRIES,
     MAX_TRACE_ENTRIES,
@@ -335,10 +335,10 @@ def test_a_connector_that_cannot_load_is_raised(stub: list[str]) -> None:
 
 
 def test_a_connector_that_never_answers_is_unreachable() -> None:
-    trace = Trace()
+    record = RunRecord("life", Platform())
+    trace = record.trace
     for _ in range(2):
         trace.begin("platform->connector", "POST", "http://c/v1/init").fail("connection", "refused")
-    record = RunRecord("life", types.SimpleNamespace(trace=trace))  # type: ignore[arg-type]
     evidence = Evidence(runs={"life": record})
     with pytest.raises(ConnectorUnreachableError, match="never answered: 2 call"):
         _raise_if_never_answered(evidence, Target())

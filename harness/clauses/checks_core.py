@@ -8,10 +8,8 @@ numbers and what was expected, with the trace ``seqs`` that show it.
 
 from __future__ import annotations
 
-import bisect
 import json
 import re
-import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,15 +27,16 @@ from contracts.routes import (
     Route,
     route_for_path,
 )
-from fake_partner import LedgerEntry, PartnerUsageError
+from fake_partner import PartnerUsageError
 from harness.accounting import BatchAttempt, BatchRecord, UpdateRecord
 from harness.clauses.evidence import Evidence, RunRecord, not_implemented
 from harness.clauses.registry import Verdict, clause
 from harness.clauses.runs_core import PARTNER_OPERATION_LIMIT, PROBE_TAG
 from harness.clauses.runs_faults import preset_run
+from harness.clauses.view import RunView, view_of
 from harness.redaction import MASK
 from harness.simulator import Feed, FeedStateError
-from harness.trace import Exchange, Leg, Trace
+from harness.trace import Exchange, Leg
 from harness.users import PartnerIdentifier
 
 __all__ = ["MAX_UPLOAD_BYTES"]
@@ -145,34 +144,7 @@ def _note(evidence: Evidence, run: str, key: str) -> tuple[RunRecord | None, Any
 
 
 def _exchanges(record: RunRecord, leg: Leg, path: str | None = None) -> list[Exchange]:
-    found: list[Exchange] = record.platform.trace.exchanges(leg, path)
-    if record.first_seq:
-        return [e for e in found if e.seq >= record.first_seq]
-    return found
-
-
-_NESTING: weakref.WeakKeyDictionary[Trace, tuple[int, list[int], list[Exchange]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _partner_calls(record: RunRecord, exchange: Exchange) -> list[Exchange]:
-    """The connector->partner exchanges that started while ``exchange`` was open (its
-    outbound partner calls), by bisection over the run's partner calls."""
-    trace: Trace = record.platform.trace
-    cached = _NESTING.get(trace)
-    if cached is None or cached[0] != len(trace):
-        calls = [e for e in trace if e.leg == _PARTNER]
-        cached = (len(trace), [e.seq for e in calls], calls)
-        _NESTING[trace] = cached
-    _, seqs, calls = cached
-    end = exchange.end_seq if exchange.end_seq is not None else float("inf")
-    return calls[bisect.bisect_right(seqs, exchange.seq) : bisect.bisect_left(seqs, end)]
-
-
-def _by_seq(record: RunRecord) -> dict[int, Exchange]:
-    first = record.first_seq
-    return {e.seq: e for e in record.platform.trace if e.seq >= first}
+    return view_of(record).of_leg(leg, path)
 
 
 def _connector_answers(evidence: Evidence) -> Iterator[tuple[RunRecord, Exchange, Route]]:
@@ -228,69 +200,11 @@ def _request_feed_id(exchange: Exchange) -> str | None:
     return feed_id if isinstance(feed_id, str) else None
 
 
-def _uploads(record: RunRecord, within: Exchange | None = None) -> list[Exchange]:
-    """Members uploads to the partner, optionally those nested in one exchange."""
-    source = _partner_calls(record, within) if within is not None else record.platform.trace
-    return [
-        e
-        for e in source
-        if e.leg == _PARTNER and e.method == "POST" and _UPLOAD.match(e.path) is not None
-    ]
-
-
 def _partner_code(exchange: Exchange) -> str | None:
     body = _body(exchange)
     error = body.get("error") if body is not None else None
     code = error.get("code") if isinstance(error, dict) else None
     return code if isinstance(code, str) else None
-
-
-class _LedgerIndex:
-    """Maps partner exchanges of the trace to ledger entries (by ``X-Request-Id``; dropped
-    connections, which carry none, in order)."""
-
-    def __init__(self, record: RunRecord) -> None:
-        entries: tuple[LedgerEntry, ...] = record.partner.ledger.entries
-        self.by_request = {entry.request_id: entry for entry in entries}
-        dropped = [
-            e for e in entries if e.dropped and e.method == "POST" and e.path.endswith("/members")
-        ]
-        dropped_exchanges = [
-            e for e in _uploads(record) if e.status is None and e.failure is not None
-        ]
-        self.dropped = {
-            ex.seq: entry for ex, entry in zip(dropped_exchanges, dropped, strict=False)
-        }
-        self.seq_of: dict[str, int] = {}
-        for exchange in record.platform.trace:
-            if exchange.leg == _PARTNER:
-                request_id = exchange.response_header("x-request-id")
-                if request_id:
-                    self.seq_of[request_id] = exchange.seq
-        for seq, entry in self.dropped.items():
-            self.seq_of[entry.request_id] = seq
-
-    def entry(self, exchange: Exchange) -> LedgerEntry | None:
-        request_id = exchange.response_header("x-request-id")
-        if request_id:
-            return self.by_request.get(request_id)
-        return self.dropped.get(exchange.seq)
-
-
-def _accepted(index: _LedgerIndex, uploads: Iterable[Exchange]) -> tuple[int, int]:
-    """Operations the partner accepted and rejected (per item) in these uploads."""
-    accepted = rejected = 0
-    for upload in uploads:
-        entry = index.entry(upload)
-        if entry is not None:
-            accepted += entry.accepted
-            rejected += entry.rejected
-        else:  # not in the ledger: trust the partner's answer
-            body = _body(upload)
-            if upload.status == 200 and body is not None:
-                accepted += int(body.get("accepted") or 0)
-                rejected += int(body.get("rejected") or 0)
-    return accepted, rejected
 
 
 def _operation_count(exchange: Exchange) -> int | None:
@@ -488,9 +402,9 @@ def check_wire_empty_body(evidence: Evidence) -> Verdict:
     if missing is not None or record is None:
         return Verdict.failed(f"no empty-body probe was made: {missing}", run="lifecycle")
     findings = _Findings()
-    index = _by_seq(record)
+    index = view_of(record)
     for probe in probes:
-        exchange = index.get(probe["seq"]) if probe["seq"] is not None else None
+        exchange = index.exchange(probe["seq"]) if probe["seq"] is not None else None
         what = f"{probe['route']} with body {probe['body']!r}"
         if exchange is None:
             findings.add(record.name, f"{what}: no exchange recorded")
@@ -722,7 +636,7 @@ def check_create_persists_id(evidence: Evidence) -> Verdict:
 def _segments_named_in(record: RunRecord, exchange: Exchange) -> list[str]:
     """The segments a creation call made (201 ``id``) or was told exist (409 details)."""
     named: list[str] = []
-    for call in _partner_calls(record, exchange):
+    for call in view_of(record).nested(exchange):
         if call.method != "POST" or _ACCOUNT_SEGMENTS.match(call.path) is None:
             continue
         body = _body(call)
@@ -794,7 +708,7 @@ def _last_segment_answer(record: RunRecord, exchange: Exchange) -> Exchange | No
     """The connector's last partner call on ``/v1/segments/...`` inside ``exchange``."""
     calls = [
         e
-        for e in _partner_calls(record, exchange)
+        for e in view_of(record).nested(exchange)
         if e.leg == _PARTNER and _SEGMENT_PATH.match(e.path) and e.status is not None
     ]
     return calls[-1] if calls else None
@@ -894,8 +808,8 @@ def check_connect_ready(evidence: Evidence) -> Verdict:
 # --------------------------------------------------------------------------- updates
 
 
-def _final_exchange(update: UpdateRecord, index: dict[int, Exchange]) -> Exchange | None:
-    return index.get(update.exchanges[-1]) if update.exchanges else None
+def _final_exchange(update: UpdateRecord, index: RunView) -> Exchange | None:
+    return index.exchange(update.exchanges[-1]) if update.exchanges else None
 
 
 def _data_text(exchange: Exchange | None) -> str:
@@ -906,8 +820,7 @@ def _data_text(exchange: Exchange | None) -> str:
 
 
 def _values_seen(record: RunRecord) -> set[PartnerIdentifier]:
-    seen: set[PartnerIdentifier] = record.partner.ledger.values_seen()
-    return seen
+    return {member for entry in view_of(record).entries for member in entry.compact.identifiers()}
 
 
 @clause(
@@ -925,7 +838,7 @@ def check_update_eligible(evidence: Evidence) -> Verdict:
     findings = _Findings()
     checked = 0
     for record in evidence:
-        index = _by_seq(record)
+        index = view_of(record)
         seen: set[PartnerIdentifier] | None = None
         for name, feed in _feeds(record):
             for update in feed.updates:
@@ -1132,24 +1045,19 @@ def check_batch_honest(evidence: Evidence) -> Verdict:
     _random_lives(evidence, "BATCH-HONEST", findings)
     checked = 0
     for record in evidence:
-        ledger: _LedgerIndex | None = None
-        index = _by_seq(record)
+        index = view_of(record)
         for name, feed in _feeds(record):
             for batch in feed.batches:
                 attempt = _final_attempt(batch)
-                exchange = (
-                    index.get(attempt.exchange_seq) if attempt and attempt.exchange_seq else None
-                )
+                exchange = index.exchange(attempt.exchange_seq) if attempt else None
                 if attempt is None or exchange is None:
                     continue
                 success, error = attempt.sent_items_in_success, attempt.sent_items_in_error
                 if success is None or error is None:
                     continue
                 checked += 1
-                if ledger is None:
-                    ledger = _LedgerIndex(record)
-                uploads = _uploads(record, exchange)
-                accepted, _ = _accepted(ledger, uploads)
+                uploads = view_of(record).uploads(exchange)
+                accepted, _ = index.accepted(uploads)
                 size = len(batch.items)
                 if success != accepted:
                     findings.add(
@@ -1220,7 +1128,7 @@ def check_batch_limit(evidence: Evidence) -> Verdict:
     for record in evidence:
         limits = record.partner.effective_scenario.limits
         max_operations, max_bytes = limits.max_operations, limits.max_body_bytes
-        for upload in _uploads(record):
+        for upload in view_of(record).uploads():
             uploads_seen += 1
             count = _operation_count(upload)
             size = len(upload.request_body)
@@ -1260,7 +1168,7 @@ def _check_split(record: RunRecord, feed: Feed, findings: _Findings) -> None:
         return
     attempt = _final_attempt(batch)
     seq = attempt.exchange_seq if attempt is not None else None
-    exchange = _by_seq(record).get(seq) if seq is not None else None
+    exchange = view_of(record).exchange(seq) if seq is not None else None
     if attempt is None or exchange is None:
         last = batch.attempts[-1] if batch.attempts else None
         findings.add(
@@ -1271,7 +1179,7 @@ def _check_split(record: RunRecord, feed: Feed, findings: _Findings) -> None:
             [last.exchange_seq if last else None],
         )
         return
-    uploads = _uploads(record, exchange)
+    uploads = view_of(record).uploads(exchange)
     sent = sum(_operation_count(u) or 0 for u in uploads)
     if sent < size:
         findings.add(
@@ -1294,7 +1202,7 @@ def _permanent_faults(record: RunRecord, feed: Feed) -> bool:
         segment: str | None = record.platform.partner_segment_id(feed.feed_id)
     except (FeedStateError, LookupError, ValueError):
         segment = None
-    for entry in record.partner.ledger.entries:
+    for entry in view_of(record).entries:
         if entry.path == "/oauth/token" and entry.status is not None and 400 <= entry.status < 500:
             return True
         upload = entry.method == "POST" and entry.path.endswith("/members")
@@ -1504,7 +1412,7 @@ def check_delete_absent(evidence: Evidence) -> Verdict:
         return Verdict.failed(f"no DELETE of an absent user was sent: {missing}", run="lifecycle")
     feed = record.feeds["main"]
     findings = _Findings()
-    index = _by_seq(record)
+    index = view_of(record)
     for update in (feed.updates[i] for i in indices):
         if update.outcome not in ("ok", "no_eligible_identifier"):
             exchange = _final_exchange(update, index)
@@ -1515,7 +1423,6 @@ def check_delete_absent(evidence: Evidence) -> Verdict:
                 [exchange.seq if exchange else None],
             )
     batch_ids = set(record.notes.get("absent_delete_batches") or ())
-    ledger: _LedgerIndex | None = None
     for batch in (b for b in feed.batches if b.batch_id in batch_ids):
         attempt = _final_attempt(batch)
         if batch.outcome != "OK" or attempt is None:
@@ -1528,9 +1435,8 @@ def check_delete_absent(evidence: Evidence) -> Verdict:
                 [last.exchange_seq if last else None],
             )
             continue
-        exchange = index.get(attempt.exchange_seq) if attempt.exchange_seq else None
-        ledger = ledger or _LedgerIndex(record)
-        _, rejected = _accepted(ledger, _uploads(record, exchange) if exchange else [])
+        exchange = index.exchange(attempt.exchange_seq) if attempt.exchange_seq else None
+        _, rejected = index.accepted(index.uploads(exchange) if exchange else [])
         if (attempt.sent_items_in_error or 0) > rejected:
             findings.add(
                 record.name,
@@ -1559,8 +1465,8 @@ def check_pii_hashed(evidence: Evidence) -> Verdict:
     findings = _Findings()
     values = 0
     for record in evidence:
-        ledger: _LedgerIndex | None = None
-        for entry in record.partner.ledger.entries:
+        ledger = view_of(record)
+        for entry in ledger.entries:
             bad: list[str] = []
             for operation in entry.operations:
                 for kind, value in operation.identifiers:
@@ -1569,12 +1475,11 @@ def check_pii_hashed(evidence: Evidence) -> Verdict:
                     if problem:
                         bad.append(problem)
             if bad:
-                ledger = ledger or _LedgerIndex(record)
                 findings.add(
                     record.name,
                     f"partner request {entry.request_id} carried {len(bad)} unhashed "
                     f"identifier(s), e.g. {bad[0]}",
-                    [ledger.seq_of.get(entry.request_id)],
+                    [ledger.seq_of(entry)],
                 )
         for call in _exchanges(record, _PARTNER):
             if call.status is not None and 200 <= call.status < 300:
@@ -1709,15 +1614,15 @@ def check_account_isolation(evidence: Evidence) -> Verdict:
     findings = _Findings()
     touched = 0
     for record in evidence:
-        forbidden = [e for e in record.partner.ledger.forbidden() if not e.faults]
+        ledger = view_of(record)
+        forbidden = [e for e in ledger.entries if e.status == 403 and not e.faults]
         if forbidden:
-            ledger = _LedgerIndex(record)
             entry = forbidden[0]
             findings.add(
                 record.name,
                 f"{len(forbidden)} partner request(s) answered 403 (e.g. {entry.method} "
                 f"{entry.path} {entry.error_code}): the connector reached beyond its account",
-                [ledger.seq_of.get(e.request_id) for e in forbidden[:5]],
+                [ledger.seq_of(e) for e in forbidden[:5]],
             )
         gateway = record.gateway
         for exchange in _exchanges(record, _PLATFORM):
@@ -1729,7 +1634,7 @@ def check_account_isolation(evidence: Evidence) -> Verdict:
                 own_account = gateway.property_value(feed_id, "partner_account_id")
             except (KeyError, LookupError, ValueError):
                 own_segment = own_account = None
-            for call in _partner_calls(record, exchange):
+            for call in view_of(record).nested(exchange):
                 if call.leg != _PARTNER:
                     continue
                 segment = _SEGMENT_PATH.match(call.path)
@@ -1791,7 +1696,7 @@ def check_troubleshoot_audience(evidence: Evidence) -> Verdict:
             "FETCH_DESTINATION_AUDIENCE answers not_implemented: troubleshoot not implemented",
             run="lifecycle",
         )
-    exchange = _by_seq(record).get(note["seq"]) if note["seq"] is not None else None
+    exchange = view_of(record).exchange(note["seq"]) if note["seq"] is not None else None
     body = _body(exchange) if exchange is not None else None
     snapshot = note["snapshot"]
     if (note["http_status"], note["status"]) != (200, "ok") or body is None:

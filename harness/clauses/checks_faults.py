@@ -10,8 +10,6 @@ the clause ``skipped`` ("not exercised"), never ``passed``.
 
 from __future__ import annotations
 
-import bisect
-import math
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -21,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from contracts.routes import DELAY_HEADER, ROUTES, route_for_path
 from fake_partner import LedgerEntry
-from harness.clauses.evidence import Evidence, RunRecord, not_implemented
+from harness.clauses.evidence import Evidence, not_implemented
 from harness.clauses.registry import Verdict, clause
 from harness.clauses.runs_core import PROBE_TAG
 from harness.clauses.runs_faults import (
@@ -31,6 +29,7 @@ from harness.clauses.runs_faults import (
     TAMPERED_STATES,
     preset_run,
 )
+from harness.clauses.view import RunView, view_of, views
 from harness.trace import Exchange
 
 __all__ = [
@@ -91,106 +90,8 @@ _REAUTH_STATUSES = {
 says that the user must log in again."""
 _OPTIONAL_ROUTES = frozenset(r.name for r in ROUTES if r.optional)
 _MAX_LISTED = 5
-_VIEW = "_checks_faults_view"
-"""The attribute of a RunRecord caching its :class:`_Run` (rebuilt when the run grew)."""
-
 
 # ---------------------------------------------------------------------- reading a run
-
-
-@dataclass
-class _Run:
-    """One run's trace and ledger joined: who made each partner request, and in which call."""
-
-    record: RunRecord
-    calls: list[Exchange] = field(init=False)
-    partner: list[Exchange] = field(init=False)
-    entries: tuple[LedgerEntry, ...] = field(init=False)
-    by_request_id: dict[str, LedgerEntry] = field(init=False)
-    exchange_of: dict[str, Exchange] = field(init=False)
-    _starts: list[int] = field(init=False)
-    _partner_seqs: list[int] = field(init=False)
-
-    def __post_init__(self) -> None:
-        trace = self.record.trace
-        self.calls = list(trace.exchanges("platform->connector"))
-        self.partner = [
-            e
-            for e in trace.exchanges("connector->partner")
-            if not str(e.tags.get("actor", "")).startswith("harness")
-        ]
-        self.entries = tuple(self.record.partner.ledger.entries)
-        self.by_request_id = {e.request_id: e for e in self.entries}
-        self.exchange_of = {}
-        for exchange in self.partner:
-            request_id = exchange.response_header("x-request-id")
-            if request_id:
-                self.exchange_of[request_id] = exchange
-        self._starts = [c.seq for c in self.calls]
-        self._partner_seqs = [e.seq for e in self.partner]
-
-    @property
-    def name(self) -> str:
-        return self.record.name
-
-    def enclosing(self, seq: int) -> Exchange | None:
-        """The platform call open when exchange ``seq`` started."""
-        index = bisect.bisect_left(self._starts, seq) - 1
-        if index < 0:
-            return None
-        call = self.calls[index]
-        return call if call.end_seq is None or seq < call.end_seq else None
-
-    def owner(self, entry: LedgerEntry) -> Exchange | None:
-        """The platform call a ledger entry's request was made in."""
-        exchange = self.exchange_of.get(entry.request_id)
-        return self.enclosing(exchange.seq) if exchange is not None else None
-
-    def entry(self, exchange: Exchange) -> LedgerEntry | None:
-        """The ledger entry of a partner exchange (None for a dropped connection)."""
-        request_id = exchange.response_header("x-request-id")
-        return self.by_request_id.get(request_id) if request_id else None
-
-    def seq_of(self, entry: LedgerEntry) -> int | None:
-        exchange = self.exchange_of.get(entry.request_id)
-        return exchange.seq if exchange is not None else None
-
-    def nested(self, call: Exchange) -> list[Exchange]:
-        """The partner exchanges made while ``call`` was open."""
-        end = call.end_seq if call.end_seq is not None else math.inf
-        first = bisect.bisect_right(self._partner_seqs, call.seq)
-        last = len(self.partner) if end == math.inf else bisect.bisect_left(self._partner_seqs, end)
-        return self.partner[first:last]
-
-    def nested_entries(self, call: Exchange) -> list[LedgerEntry]:
-        return [entry for e in self.nested(call) if (entry := self.entry(e)) is not None]
-
-    def v1(self) -> list[LedgerEntry]:
-        return [e for e in self.entries if e.path.startswith("/v1/")]
-
-    def uploads(self) -> int:
-        return sum(1 for e in self.entries if e.route == _UPLOAD_ROUTE)
-
-    def note(self, key: str) -> Exchange | None:
-        """The exchange a note ``{"seq": ...}`` (or ``{"answer": {"seq": ...}}``) names."""
-        return _by_seq(self, self.record.notes.get(key))
-
-
-def _view(record: RunRecord) -> _Run:
-    """The record's joined view, built once per record (again when the run grew since)."""
-    size = (len(record.trace), len(record.partner.ledger))
-    cached = getattr(record, _VIEW, None)
-    if isinstance(cached, tuple) and cached[0] == size:
-        view: _Run = cached[1]
-        return view
-    view = _Run(record)
-    setattr(record, _VIEW, (size, view))
-    return view
-
-
-def _runs(evidence: Evidence) -> list[_Run]:
-    """Every run of the evidence, joined."""
-    return [_view(record) for record in evidence]
 
 
 @dataclass
@@ -213,12 +114,8 @@ class _Problems:
         return Verdict.failed(message, seqs=seqs, run=first_run or run)
 
 
-def _by_seq(run: _Run, note: Any) -> Exchange | None:
-    seq = note.get("seq") if isinstance(note, dict) else None
-    if not isinstance(seq, int):
-        return None
-    index = bisect.bisect_left(run._starts, seq)
-    return run.calls[index] if index < len(run.calls) and run.calls[index].seq == seq else None
+def _by_seq(run: RunView, note: Any) -> Exchange | None:
+    return run.call(note.get("seq")) if isinstance(note, dict) else None
 
 
 def _route(exchange: Exchange | None) -> str | None:
@@ -290,7 +187,7 @@ def _transient(exchange: Exchange) -> str | None:
     return None
 
 
-def _recovered(run: _Run, call: Exchange, failed: Exchange) -> bool:
+def _recovered(run: RunView, call: Exchange, failed: Exchange) -> bool:
     """The same request was re-sent later in the same call and answered 2xx."""
     return any(
         e.seq > failed.seq
@@ -349,7 +246,7 @@ def token_refresh(evidence: Evidence) -> Verdict:
     its token is valid (see :func:`_needless_refreshes`)."""
     problems = _Problems()
     expired = 0
-    runs = _runs(evidence)
+    runs = list(views(evidence))
     for run in runs:
         expired += _check_expired(run, problems)
         _check_needless(run, problems)
@@ -374,7 +271,7 @@ def _is_expired(entry: LedgerEntry) -> bool:
     )
 
 
-def _check_expired(run: _Run, problems: _Problems) -> int:
+def _check_expired(run: RunView, problems: _Problems) -> int:
     """Check what followed each 401 EXPIRED_ACCESS_TOKEN of a run; return how many."""
     entries = run.entries
     count = 0
@@ -443,7 +340,7 @@ def _check_expired(run: _Run, problems: _Problems) -> int:
     return count
 
 
-def _needless_refreshes(run: _Run) -> tuple[list[LedgerEntry], int]:
+def _needless_refreshes(run: RunView) -> tuple[list[LedgerEntry], int]:
     """The refresh grants made while the access token they replace was still valid, and
     how many /v1 requests followed the first of them.
 
@@ -493,7 +390,7 @@ def _needless_refreshes(run: _Run) -> tuple[list[LedgerEntry], int]:
     return needless, after
 
 
-def _check_needless(run: _Run, problems: _Problems) -> None:
+def _check_needless(run: RunView, problems: _Problems) -> None:
     """Refreshing before each call: at least 2 needless refreshes, and one for at least
     every other /v1 request from the first of them on."""
     needless, after = _needless_refreshes(run)
@@ -529,7 +426,7 @@ def token_invalid_grant(evidence: Evidence) -> Verdict:
     problems = _Problems()
     judged = 0
     refusals = 0
-    for run in _runs(evidence):
+    for run in list(views(evidence)):
         refused = [e for e in run.entries if _is_refresh(e) and e.error_code == "invalid_grant"]
         if not refused:
             continue
@@ -557,7 +454,7 @@ def _feed_of(call: Exchange) -> str | None:
     return str(feed) if feed is not None else None
 
 
-def _knows_refused(run: _Run, call: Exchange, feeds: set[str], after: int) -> bool:
+def _knows_refused(run: RunView, call: Exchange, feeds: set[str], after: int) -> bool:
     """A later feed call of a feed whose refresh token was refused, answered without asking
     the partner anything: its answer must say it too (the connector knows why it cannot)."""
     if call.seq < after or _route(call) not in _PARTNER_ROUTES or call.tags.get(PROBE_TAG):
@@ -569,7 +466,7 @@ def _knows_refused(run: _Run, call: Exchange, feeds: set[str], after: int) -> bo
     return content != []  # an empty batch answers OK 0 0 (BATCH-EMPTY)
 
 
-def _check_reauth_answers(run: _Run, refused: list[LedgerEntry], problems: _Problems) -> int:
+def _check_reauth_answers(run: RunView, refused: list[LedgerEntry], problems: _Problems) -> int:
     owners = [call for entry in refused if (call := run.owner(entry)) is not None]
     seqs = {call.seq for call in owners}
     feeds = {feed for call in owners if (feed := _feed_of(call)) is not None}
@@ -603,7 +500,7 @@ def _check_reauth_answers(run: _Run, refused: list[LedgerEntry], problems: _Prob
     return judged
 
 
-def _check_storm(run: _Run, refused: list[LedgerEntry], problems: _Problems) -> None:
+def _check_storm(run: RunView, refused: list[LedgerEntry], problems: _Problems) -> None:
     start: dict[str | None, int] = {}
     for entry in refused:
         start.setdefault(entry.token, entry.sequence)
@@ -656,7 +553,7 @@ def rate_limit(evidence: Evidence) -> Verdict:
     before Retry-After passed (without Retry-After: before any time passed)."""
     problems = _Problems()
     seen = 0
-    for run in _runs(evidence):
+    for run in list(views(evidence)):
         seen += _check_429(run, problems)
     return _judged(
         evidence,
@@ -669,12 +566,12 @@ def rate_limit(evidence: Evidence) -> Verdict:
     )
 
 
-def _check_429(run: _Run, problems: _Problems) -> int:
+def _check_429(run: RunView, problems: _Problems) -> int:
     """Check the connector's answer and the partner's next requests after each 429."""
     v1 = run.v1()
     limited = [e for e in v1 if e.status == 429]
     for entry in limited:
-        exchange = run.exchange_of.get(entry.request_id)
+        exchange = run.exchange_of(entry)
         retry_after = _retry_after(exchange)
         call = run.owner(entry)
         name = _route(call)
@@ -726,7 +623,7 @@ def _check_429(run: _Run, problems: _Problems) -> int:
 
 
 def _early(
-    run: _Run, entry: LedgerEntry, limited: LedgerEntry, gap: float, call: Exchange | None
+    run: RunView, entry: LedgerEntry, limited: LedgerEntry, gap: float, call: Exchange | None
 ) -> bool:
     """``entry`` is a request of the sender of 429 ``limited``, after it, before ``gap``
     seconds passed (without a gap: before any time passed); within ``call`` when given."""
@@ -758,7 +655,7 @@ def transient_5xx(evidence: Evidence) -> Verdict:
     (Connection calls: CONNECT-TRANSIENT.)"""
     problems = _Problems()
     checked = 0
-    for run in _runs(evidence):
+    for run in list(views(evidence)):
         for failed in run.partner:
             what = _transient(failed)
             if what is None or failed.status == 429:
@@ -805,7 +702,7 @@ def connect_transient(evidence: Evidence) -> Verdict:
     external_segment_not_ready_yet."""
     problems = _Problems()
     checked = 0
-    for run in _runs(evidence):
+    for run in list(views(evidence)):
         for call in run.calls:
             if _route(call) != "external_segment_connection":
                 continue
@@ -855,7 +752,7 @@ def partial_failure(evidence: Evidence) -> Verdict:
     upload rejected operations answers error."""
     problems = _Problems()
     checked = 0
-    for run in _runs(evidence):
+    for run in list(views(evidence)):
         for call in run.calls:
             name = _route(call)
             if name not in _DELIVERY_ROUTES:
@@ -922,21 +819,21 @@ def _batch_counts(
 # ---------------------------------------------------------------------- authentication
 
 
-def _auth_run(evidence: Evidence) -> _Run | Verdict:
+def _auth_run(evidence: Evidence) -> RunView | Verdict:
     """The auth run, its premise; skipped when absent (the engine has already skipped a
     clause whose routes the connector does not implement)."""
     record = evidence.get(AUTH_RUN)
     if record is None:
         return Verdict.skipped(f"not exercised: run {AUTH_RUN} was not executed", run=AUTH_RUN)
-    return _view(record)
+    return view_of(record)
 
 
-def _auth_passed(run: _Run, message: str) -> Verdict:
+def _auth_passed(run: RunView, message: str) -> Verdict:
     stopped = f"; run {run.name} stopped early ({run.record.aborted})" if run.record.aborted else ""
     return Verdict.passed(message + stopped, run=run.name)
 
 
-def _expect(run: _Run, problems: _Problems, key: str, expected: str, what: str) -> bool:
+def _expect(run: RunView, problems: _Problems, key: str, expected: str, what: str) -> bool:
     """Add a problem unless the noted answer ``key`` has body status ``expected``."""
     exchange = run.note(key)
     if exchange is None:
@@ -948,7 +845,7 @@ def _expect(run: _Run, problems: _Problems, key: str, expected: str, what: str) 
     return True
 
 
-def _why_missing(run: _Run) -> str:
+def _why_missing(run: RunView) -> str:
     skipped = run.record.notes.get("skipped") or {}
     reasons = [f"{k}: {v}" for k, v in skipped.items()]
     if run.record.aborted:
@@ -956,7 +853,7 @@ def _why_missing(run: _Run) -> str:
     return "; ".join(reasons) or "the run did not reach it"
 
 
-def _login_url_problem(run: _Run, url: object, what: str) -> str | None:
+def _login_url_problem(run: RunView, url: object, what: str) -> str | None:
     """Why ``url`` is not the partner's ``/oauth/authorize`` with a ``state`` (None: it is)."""
     if not isinstance(url, str) or not url:
         return f"{what} carries no login_url"
@@ -971,7 +868,7 @@ def _login_url_problem(run: _Run, url: object, what: str) -> str | None:
     return None
 
 
-def _implemented(run: _Run, key: str) -> bool:
+def _implemented(run: RunView, key: str) -> bool:
     exchange = run.note(key)
     return exchange is not None and not not_implemented(exchange)
 
@@ -1167,7 +1064,7 @@ def dynamic_properties(evidence: Evidence) -> Verdict:
     )
 
 
-def _dynamic_problems(run: _Run, call: Exchange, account: str | None) -> list[str]:
+def _dynamic_problems(run: RunView, call: Exchange, account: str | None) -> list[str]:
     if _status(call) != "ok":
         return ["expected ok"]
     body = call.response_json()
@@ -1217,7 +1114,7 @@ def _dynamic_problems(run: _Run, call: Exchange, account: str | None) -> list[st
     return problems
 
 
-def _reachable_accounts(run: _Run, call: Exchange) -> set[str]:
+def _reachable_accounts(run: RunView, call: Exchange) -> set[str]:
     """The accounts of the access tokens the call used (else of the live refresh tokens)."""
     state = run.record.partner.state()
     used = {e.token for e in run.nested_entries(call) if e.path.startswith("/v1/") and e.token}

@@ -38,6 +38,8 @@ class RunRecord:
     first_seq: int = 0
     """Exchanges before this trace sequence number belong to an earlier scope (a stateful
     example judges its own exchanges, not its predecessors' on the same platform)."""
+    first_ledger: int = 0
+    """Partner ledger entries before this index belong to that earlier scope too."""
     own_feeds_only: bool = False
     """Judge ``feeds`` alone, not every feed the platform built (a stateful example)."""
     user_scenario: bool = False
@@ -60,10 +62,9 @@ class RunRecord:
 
     def connector_exchanges(self, route_path: str | None = None) -> list[Exchange]:
         """The platform->connector exchanges, optionally of one route path."""
-        result: list[Exchange] = self.platform.trace.exchanges("platform->connector", route_path)
-        if self.first_seq:
-            return [e for e in result if e.seq >= self.first_seq]
-        return result
+        from harness.clauses.view import view_of
+
+        return view_of(self).of_leg("platform->connector", route_path)
 
 
 @dataclass

@@ -103,6 +103,7 @@ class _Life:
     feed: Feed
     segment_id: str
     first_seq: int
+    first_ledger: int
 
 
 class FeedLifecycle(RuleBasedStateMachine):
@@ -150,6 +151,7 @@ class FeedLifecycle(RuleBasedStateMachine):
         # a fresh rate-limit minute: no example inherits its predecessor's request count
         self.host.clock.advance(_RATE_WINDOW + 1)
         first_seq = self.host.trace.next_seq()
+        first_ledger = len(self.host.partner.ledger)
         feed = self.host.new_feed(self.base.accounts[0].id)
         type(self).last_feed = feed
         created = feed.create()
@@ -160,7 +162,7 @@ class FeedLifecycle(RuleBasedStateMachine):
         self._connect(feed)
         segment_id = self.host.partner_segment_id(feed.feed_id)
         type(self).lives += 1
-        return _Life(feed, segment_id, first_seq)
+        return _Life(feed, segment_id, first_seq, first_ledger)
 
     def _connect(self, feed: Feed) -> None:
         """Connect the feed as the platform would: a connection that does not end ``ok``
@@ -353,6 +355,7 @@ class FeedLifecycle(RuleBasedStateMachine):
             self.host,
             feeds={"example": life.feed},
             first_seq=life.first_seq,
+            first_ledger=life.first_ledger,
             own_feeds_only=True,
         )
         evidence = Evidence(runs={STATEFUL_RUN: record})

@@ -9,12 +9,13 @@ import socket
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from harness.clauses.evidence import RunRecord
 from harness.excerpts import trace_excerpt
+from harness.platform import Platform
 from harness.report import (
     ClauseResult,
     Report,
@@ -27,7 +28,6 @@ from harness.report import (
     write_json,
     write_junit_xml,
 )
-from harness.trace import Trace
 
 # One platform call (#1, answered at #6) that caused a partner call (#2..#3) and a gateway
 # call (#4, which never answered: it failed at #5).
@@ -347,8 +347,9 @@ def test_the_html_shows_the_minimal_program_as_code_and_a_warned_clause() -> Non
 # --------------------------------------------------------------------------- excerpts
 
 
-def _nested_trace() -> Trace:
-    trace = Trace()
+def _nested_run() -> RunRecord:
+    record = RunRecord("hand-built", Platform())
+    trace = record.trace
     before = trace.begin("platform->connector", "GET", "http://c/v1/status")
     before.finish(200, [], b"{}")
     outer = trace.begin("platform->connector", "POST", "http://c/v1/batch_update", body=b"{}")
@@ -359,13 +360,13 @@ def _nested_trace() -> Trace:
     outer.finish(200, [], b'{"status": "OK"}')
     after = trace.begin("platform->connector", "GET", "http://c/v1/status")
     after.finish(200, [], b"{}")
-    return trace
+    return record
 
 
 def test_a_failing_partner_call_is_shown_in_its_whole_platform_call() -> None:
-    trace = _nested_trace()
-    upload = trace.exchanges("connector->partner")[0]
-    excerpt = trace_excerpt(SimpleNamespace(trace=trace), [upload.seq])  # type: ignore[arg-type]
+    record = _nested_run()
+    upload = record.trace.exchanges("connector->partner")[0]
+    excerpt = trace_excerpt(record, [upload.seq])
     entries: list[dict[str, Any]] = [entry for entry, _ in excerpt]
     assert [(e["method"], e["path"]) for e in entries] == [
         ("POST", "/v1/batch_update"),
@@ -378,7 +379,7 @@ def test_a_failing_partner_call_is_shown_in_its_whole_platform_call() -> None:
 
 
 def test_the_excerpt_limit_keeps_the_named_exchange_and_its_platform_call() -> None:
-    trace = _nested_trace()
-    upload = trace.exchanges("connector->partner")[0]
-    excerpt = trace_excerpt(SimpleNamespace(trace=trace), [upload.seq], limit=2)  # type: ignore[arg-type]
+    record = _nested_run()
+    upload = record.trace.exchanges("connector->partner")[0]
+    excerpt = trace_excerpt(record, [upload.seq], limit=2)
     assert [entry["path"] for entry, _ in excerpt] == ["/v1/batch_update", "/v1/segments/s/members"]
