@@ -343,7 +343,9 @@ patterns such as `BATCH-*`), a statement of what a conforming connector does, an
 that reads what the conformance runs recorded: every HTTP exchange on the three legs
 (platform to connector, connector to gateway, connector to partner), the platform's
 accounting of each batch, and the fake partner's own ledger. A check never drives the
-connector itself; the *runs* do, and one run feeds several clauses.
+connector itself; the *runs* do. Every check is handed every run and judges its clause
+wherever the clause's premise occurs; the runs listed under a clause are the ones made to
+reach that premise (one that broke fails the clause, saying why).
 
 Outcomes:
 
@@ -356,8 +358,8 @@ Outcomes:
   in the runs exercised it. A skip is never a pass; the message says which.
 
 Every failed clause comes with the command that replays it alone, e.g.
-`feed-harness verify --connector my_pkg:MyConnector --seed 0 --clauses BATCH-HONEST`: a
-verdict depends only on the runs its clause declares, so selecting clauses never changes it.
+`feed-harness verify --connector my_pkg:MyConnector --seed 0 --clauses BATCH-HONEST`: every
+verification executes every run, so selecting clauses never changes a verdict.
 
 Each example below is the start of a real message: the one the project's own faulty
 connector (named, in `tests/conformance/faulty.py`) gets for that clause, unless it says
@@ -371,7 +373,9 @@ def _sentence(text: str) -> str:
 
 
 def _heading(group: str) -> str:
-    return _sentence(group)
+    from harness.clauses.registry import GROUPS
+
+    return GROUPS.get(group, _sentence(group))
 
 
 def render_markdown() -> str:
@@ -406,7 +410,7 @@ def _clause_md(c: dict[str, Any]) -> str:
         f"### {c['id']}\n\n"
         f"{_sentence(c['statement'])}\n\n"
         f"- severity: `{c['severity']}`\n"
-        f"- runs: {runs}\n"
+        f"- runs made for it: {runs}\n"
         f"{needs}"
         f"- example violation ({source}):\n\n"
         f"  > {example['message']}\n"

@@ -459,7 +459,7 @@ def not_implemented_routes(clause: Clause, evidence: Evidence) -> dict[str, str]
 
 def _is_probe(exchange: Exchange) -> bool:
     """An empty-body probe: its answer is about the missing body, not about the route."""
-    from harness.clauses.runs_core import PROBE_TAG
+    from harness.clauses.runs.core import PROBE_TAG
 
     return exchange.tags.get(PROBE_TAG) is not None
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +85,7 @@ STUB_RUNS = (
 def _register_stub_clauses() -> None:
     clause = registry.clause
 
-    @clause("T-PASS", "the creation answers 200", group="test", runs=("life",))
+    @clause("T-PASS", "the creation answers 200", group="wire", runs=("life",))
     def _pass(evidence: Evidence) -> Verdict:
         record = evidence["life"]
         created = record.connector_exchanges("/v1/external_segment_creation")
@@ -95,30 +93,30 @@ def _register_stub_clauses() -> None:
             return Verdict.passed(run="life")
         return Verdict.failed("creation did not answer 200", run="life")
 
-    @clause("T-FAIL", "always fails, naming the creation", group="test", runs=("life",))
+    @clause("T-FAIL", "always fails, naming the creation", group="wire", runs=("life",))
     def _fail(evidence: Evidence) -> Verdict:
         record = evidence["life"]
         return Verdict.failed("made to fail", seqs=[record.notes["create_seq"]], run="life")
 
-    @clause("T-RAISES", "a check with a bug", group="test", runs=("life",))
+    @clause("T-RAISES", "a check with a bug", group="wire", runs=("life",))
     def _raises(evidence: Evidence) -> Verdict:
         return Verdict.passed(evidence["life"].notes["no such note"])
 
     @clause(
-        "T-ROUTE", "troubleshoot answers", group="test", routes=("troubleshoot",), runs=("probe",)
+        "T-ROUTE", "troubleshoot answers", group="wire", routes=("troubleshoot",), runs=("probe",)
     )
     def _route(evidence: Evidence) -> Verdict:
         return Verdict.passed("troubleshoot answered")
 
-    @clause("T-BATCH", "batches answer", group="test", routes=("batch_update",), runs=("life",))
+    @clause("T-BATCH", "batches answer", group="wire", routes=("batch_update",), runs=("life",))
     def _batch(evidence: Evidence) -> Verdict:
         return Verdict.passed("batch_update answered")
 
-    @clause("T-BROKEN-RUN", "needs a broken run", group="test", runs=("broken",))
+    @clause("T-BROKEN-RUN", "needs a broken run", group="wire", runs=("broken",))
     def _broken_run(evidence: Evidence) -> Verdict:
         return Verdict.passed()
 
-    @clause("T-NO-RUN", "needs no run", group="test")
+    @clause("T-NO-RUN", "needs no run", group="wire")
     def _no_run(evidence: Evidence) -> Verdict:
         return Verdict.passed(f"{len(evidence.runs)} runs, profile {evidence.profile}")
 
@@ -126,14 +124,6 @@ def _register_stub_clauses() -> None:
 def install_stub_registry(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Replace the clause registry and run table by the stubs; returns a list of run names
     executed (appended as each run starts)."""
-    for name in ("runs_core", "runs_faults"):
-        full = f"harness.clauses.{name}"
-        try:
-            importlib.import_module(full)
-        except Exception:  # not written yet, or being written: stand in for it
-            stand_in = types.ModuleType(full)
-            stand_in.RUN_SPECS = ()  # type: ignore[attr-defined]
-            monkeypatch.setitem(sys.modules, full, stand_in)
     runs = importlib.import_module("harness.clauses.runs")
     executed: list[str] = []
 

@@ -60,6 +60,22 @@ class Clause:
     runs: tuple[str, ...] = ()
 
 
+GROUPS: dict[str, str] = {
+    "wire": "Wire",
+    "creation": "Creation and connection",
+    "updates": "Updates",
+    "batches": "Batches and accounting",
+    "faults": "Partner faults",
+    "data_protection": "Data protection",
+    "troubleshoot": "Troubleshoot, dynamic properties, optional routes",
+    "auth": "Authentication",
+    "stateful": "Random feed lives",
+}
+"""The groups of ``clauses.md``, in order: a clause's ``group`` is one of these ids (the
+module of ``harness.clauses.checks`` that holds its check, the JUnit classname), the
+value its heading."""
+
+
 class UnknownClauseError(ValueError):
     """A clause id or pattern matched nothing in the registry."""
 
@@ -77,6 +93,9 @@ def clause(
     severity: Severity = "error",
 ) -> Callable[[Check], Check]:
     """Register the decorated function as the check of clause ``id``."""
+
+    if group not in GROUPS:
+        raise ValueError(f"clause {id}: unknown group {group!r}; known groups: {', '.join(GROUPS)}")
 
     def register(check: Check) -> Check:
         existing = _REGISTRY.get(id)

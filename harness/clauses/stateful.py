@@ -38,6 +38,7 @@ from fake_partner.faults import (
 from fake_partner.scenario import Scenario
 from harness.clauses.evidence import Evidence, RunRecord, RunSpec
 from harness.clauses.registry import Verdict, clause, get_clause
+from harness.clauses.run_names import STATEFUL
 from harness.strategies import EMAIL_STYLES, SEEDS, sim_users, twin
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ __all__ = [
     "CLAUSE_ID",
     "MAX_FAULT_CALLS",
     "RUN_SPECS",
-    "STATEFUL_RUN",
+    "STATEFUL",
     "STATEMENT",
     "BrokenInvariantError",
     "FeedLifecycle",
@@ -63,7 +64,6 @@ __all__ = [
 ]
 
 CLAUSE_ID = "STATEFUL-LIFECYCLE"
-STATEFUL_RUN = "stateful"
 STATEMENT = (
     "under random sequences of updates, flushes, clock advances and transient partner "
     "faults, accounting stays exact, success is never invented or duplicated, and "
@@ -351,14 +351,14 @@ class FeedLifecycle(RuleBasedStateMachine):
         if life is None:
             return
         record = RunRecord(
-            STATEFUL_RUN,
+            STATEFUL,
             self.host,
             feeds={"example": life.feed},
             first_seq=life.first_seq,
             first_ledger=life.first_ledger,
             own_feeds_only=True,
         )
-        evidence = Evidence(runs={STATEFUL_RUN: record})
+        evidence = Evidence(runs={STATEFUL: record})
         for clause_id in INVARIANTS:
             verdict = get_clause(clause_id).check(evidence)
             if verdict.outcome == "failed":
@@ -538,14 +538,14 @@ def explore(
 def run_stateful(record: RunRecord, seed: int) -> None:
     """The ``stateful`` run: explore the machine on the run's platform (notes: ``stateful``)."""
     outcome = explore(record.platform, seed=seed)
-    record.notes[STATEFUL_RUN] = outcome.to_notes()
+    record.notes[STATEFUL] = outcome.to_notes()
     if outcome.feed is not None:
-        record.feeds[STATEFUL_RUN] = outcome.feed
+        record.feeds[STATEFUL] = outcome.feed
 
 
 RUN_SPECS = (
     RunSpec(
-        STATEFUL_RUN,
+        STATEFUL,
         run_stateful,
         description=(
             "random feed lives (hypothesis state machine): updates, flushes, clock jumps, "
@@ -556,19 +556,17 @@ RUN_SPECS = (
 )
 
 
-@clause(CLAUSE_ID, STATEMENT, group="stateful", runs=(STATEFUL_RUN,))
+@clause(CLAUSE_ID, STATEMENT, group="stateful", runs=(STATEFUL,))
 def check_stateful_lifecycle(evidence: Evidence) -> Verdict:
     """Fails with the shrunk program, the seed and the broken invariant."""
-    record = evidence.get(STATEFUL_RUN)
+    record = evidence.get(STATEFUL)
     if record is None:
-        return Verdict.failed(f"the {STATEFUL_RUN!r} run did not execute", run=STATEFUL_RUN)
+        return Verdict.failed(f"the {STATEFUL!r} run did not execute", run=STATEFUL)
     if record.aborted:
-        return Verdict.failed(
-            f"the {STATEFUL_RUN!r} run stopped early: {record.aborted}", run=STATEFUL_RUN
-        )
-    notes = record.notes.get(STATEFUL_RUN)
+        return Verdict.failed(f"the {STATEFUL!r} run stopped early: {record.aborted}", run=STATEFUL)
+    notes = record.notes.get(STATEFUL)
     if not isinstance(notes, dict):
-        return Verdict.failed(f"the {STATEFUL_RUN!r} run recorded no result", run=STATEFUL_RUN)
+        return Verdict.failed(f"the {STATEFUL!r} run recorded no result", run=STATEFUL)
     if notes.get("passed") and not notes.get("lives"):
         why = "; ".join(notes.get("abandoned") or ()) or "no example started a feed"
         return Verdict.skipped(f"not exercised: no random feed life got going ({why})")
@@ -576,9 +574,9 @@ def check_stateful_lifecycle(evidence: Evidence) -> Verdict:
         return Verdict.passed(
             f"{notes.get('examples')} random feed lives of up to {notes.get('steps')} steps "
             f"(seed {notes.get('seed')}) kept every invariant",
-            run=STATEFUL_RUN,
+            run=STATEFUL,
         )
-    return Verdict.failed(_broken_message(notes), seqs=notes.get("seqs") or (), run=STATEFUL_RUN)
+    return Verdict.failed(_broken_message(notes), seqs=notes.get("seqs") or (), run=STATEFUL)
 
 
 def _broken_message(notes: dict[str, Any]) -> str:
@@ -595,7 +593,7 @@ def broken_in_random_lives(evidence: Evidence, clause_id: str) -> tuple[str, str
     (one of :data:`INVARIANTS`): the clause reports it under its own id, with the seed and
     the minimal failing program."""
     for record in evidence:
-        notes = record.notes.get(STATEFUL_RUN)
+        notes = record.notes.get(STATEFUL)
         broke = isinstance(notes, dict) and not notes.get("passed")
         if broke and isinstance(notes, dict) and notes.get("invariant") == clause_id:
             return record.name, _broken_message(notes), list(notes.get("seqs") or ())

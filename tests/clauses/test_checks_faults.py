@@ -20,18 +20,18 @@ from contracts.plugin_api import (
     LogoutResponse,
 )
 from harness.clauses import Verdict, get_clause
-from harness.clauses.checks_faults import (
+from harness.clauses.evidence import Evidence
+from harness.clauses.run_names import (
+    AUTH,
+    CONNECTION_FAULTS,
     INVALID_GRANT,
     PARTIAL,
-    RATE_LIMIT_RUNS,
+    RATE_LIMITED,
     TOKEN_EXPIRY,
-    TRANSIENT_RUNS,
+    TRANSIENT,
 )
-from harness.clauses.evidence import Evidence
 from harness.clauses.runs import RUNS, execute_run
-from harness.clauses.runs_faults import (
-    AUTH_RUN,
-    CONNECTION_FAULTS,
+from harness.clauses.runs.faults import (
     PLUGIN_VERSION_ID,
     RUN_SPECS,
     SPLIT_OPERATIONS,
@@ -99,13 +99,13 @@ def test_the_runs_are_registered_and_make_their_faults_fire(
         if name.startswith("preset:")
     }
     assert partner[TOKEN_EXPIRY]["answers_401"] >= 1
-    assert all(partner[name]["answers_429"] == 3 for name in RATE_LIMIT_RUNS)
-    assert all(partner[name]["answers_5xx"] + partner[name]["dropped"] for name in TRANSIENT_RUNS)
+    assert all(partner[name]["answers_429"] == 3 for name in RATE_LIMITED)
+    assert all(partner[name]["answers_5xx"] + partner[name]["dropped"] for name in TRANSIENT)
     assert partner["preset:mixed-invalid-items"]["operations_rejected"] > 0
     assert partner[INVALID_GRANT]["invalid_grant"] >= 1
     assert reference_evidence["preset:not-ready-for-3-polls"].notes["connection"]["attempts"] == 4
-    assert reference_evidence[AUTH_RUN].notes["skipped"] == {}
-    assert reference_evidence[AUTH_RUN].notes["state_format"] == "fernet"
+    assert reference_evidence[AUTH].notes["skipped"] == {}
+    assert reference_evidence[AUTH].notes["state_format"] == "fernet"
     # connection meets a 429 with and without Retry-After, a 503 and a drop, then is ready
     faults = reference_evidence[CONNECTION_FAULTS]
     assert faults.notes["connection"]["attempts"] == 5
@@ -197,7 +197,7 @@ def test_refreshing_before_every_call_fails_token_refresh() -> None:
 
 
 def test_answering_error_to_429_fails_rate_limit() -> None:
-    evidence = _evidence(Target(connector=RateLimitAsError), 0, RATE_LIMIT_RUNS)
+    evidence = _evidence(Target(connector=RateLimitAsError), 0, RATE_LIMITED)
     verdict = _verdict("RATE-LIMIT", evidence)
     assert verdict.outcome == "failed"
     assert "expected RETRY" in verdict.message
@@ -205,7 +205,7 @@ def test_answering_error_to_429_fails_rate_limit() -> None:
 
 
 def test_answering_error_to_5xx_fails_transient() -> None:
-    evidence = _evidence(Target(connector=TransientAsError), 0, TRANSIENT_RUNS)
+    evidence = _evidence(Target(connector=TransientAsError), 0, TRANSIENT)
     verdict = _verdict("TRANSIENT-5XX", evidence)
     assert verdict.outcome == "failed"
     assert "expected RETRY" in verdict.message
@@ -222,7 +222,7 @@ def test_ignoring_the_state_fails_state_tamper(monkeypatch: pytest.MonkeyPatch) 
             return OAuthState(plugin_version_id=PLUGIN_VERSION_ID, issued_at=0, user_id=USER_ID)
 
     monkeypatch.setattr(StateCodec, "decode", lax)
-    evidence = _evidence(Target(), 0, (AUTH_RUN,))
+    evidence = _evidence(Target(), 0, (AUTH,))
     verdict = _verdict("AUTH-STATE-TAMPER", evidence)
     assert verdict.outcome == "failed"
     assert "expected error" in verdict.message
@@ -252,7 +252,7 @@ class LogoutAsServerError(ReferenceConnector):
 
 def test_an_unimplemented_route_skips_its_clauses() -> None:
     """The engine, not the check, decides "not implemented" (``Route.not_implemented_by``)."""
-    evidence = _evidence(Target(connector=NoLogout), 0, (AUTH_RUN,))
+    evidence = _evidence(Target(connector=NoLogout), 0, (AUTH,))
     skipped = engine_verdict(get_clause("AUTH-ROUNDTRIP"), evidence, {})
     assert skipped.outcome == "skipped"
     assert "logout" in skipped.message
@@ -261,7 +261,7 @@ def test_an_unimplemented_route_skips_its_clauses() -> None:
 
 
 def test_not_implemented_as_a_server_error_fails() -> None:
-    evidence = _evidence(Target(connector=LogoutAsServerError), 0, (AUTH_RUN,))
+    evidence = _evidence(Target(connector=LogoutAsServerError), 0, (AUTH,))
     verdict = _verdict("NOT-IMPLEMENTED-OK", evidence)
     assert verdict.outcome == "failed"
     assert "logout" in verdict.message
@@ -646,7 +646,7 @@ def _tamper_note(run: RunBuilder, answer: str, *, code_used: bool = False) -> di
 
 @pytest.mark.parametrize("accepted", [key for key, _, _ in TAMPERED_STATES])
 def test_each_tampered_state_must_be_refused(accepted: str) -> None:
-    run = RunBuilder(AUTH_RUN)
+    run = RunBuilder(AUTH)
     for key, _, _ in TAMPERED_STATES:
         ok = key == accepted
         run.record.notes[key] = _tamper_note(run, "ok" if ok else "error", code_used=ok)
@@ -658,7 +658,7 @@ def test_each_tampered_state_must_be_refused(accepted: str) -> None:
 
 
 def test_an_opaque_state_skips_the_format_aware_tampering_only() -> None:
-    run = RunBuilder(AUTH_RUN)
+    run = RunBuilder(AUTH)
     for key, _, needs_format in TAMPERED_STATES:
         run.record.notes[key] = (
             {"not_applicable": "opaque"} if needs_format else _tamper_note(run, "error")

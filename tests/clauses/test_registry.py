@@ -41,7 +41,19 @@ def test_the_same_check_registered_again_is_accepted_another_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(registry, "_REGISTRY", {})
-    registry.clause("X-ONE", "s", group="g")(_check)
-    registry.clause("X-ONE", "s", group="g")(_check)  # a module imported a second time
+    registry.clause("X-ONE", "s", group="wire")(_check)
+    registry.clause("X-ONE", "s", group="wire")(_check)  # a module imported a second time
     with pytest.raises(ValueError, match="X-ONE is registered twice"):
-        registry.clause("X-ONE", "s", group="g")(_other_check)
+        registry.clause("X-ONE", "s", group="wire")(_other_check)
+
+
+def test_a_clause_of_an_unknown_group_is_refused_naming_the_groups() -> None:
+    with pytest.raises(ValueError, match="unknown group 'Partner faults'; known groups: wire,"):
+        registry.clause("X-GROUP", "a statement", group="Partner faults")
+
+
+def test_each_group_is_the_module_that_holds_its_checks() -> None:
+    for c in registry.all_clauses():
+        module = c.check.__module__
+        expected = "harness.clauses.stateful" if c.group == "stateful" else None
+        assert module == (expected or f"harness.clauses.checks.{c.group}"), c.id

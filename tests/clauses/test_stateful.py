@@ -18,10 +18,10 @@ from contracts.plugin_api import (
 )
 from harness.clauses.evidence import Evidence, RunRecord
 from harness.clauses.registry import get_clause
+from harness.clauses.run_names import STATEFUL
 from harness.clauses.stateful import (
     CLAUSE_ID,
     RUN_SPECS,
-    STATEFUL_RUN,
     StatefulOutcome,
     check_stateful_lifecycle,
     explore,
@@ -123,18 +123,18 @@ def test_settings_replay_a_seed() -> None:
 
 def test_reference_connector_passes_through_the_run_and_the_check() -> None:
     with platform_for() as platform:
-        record = RunRecord(STATEFUL_RUN, platform)
+        record = RunRecord(STATEFUL, platform)
         SPEC.script(record, 3)
-    notes = record.notes[STATEFUL_RUN]
+    notes = record.notes[STATEFUL]
     assert notes["passed"], notes
     assert notes["seed"] == 3
     assert notes["examples"] >= notes["max_examples"] > 0
-    assert record.feeds[STATEFUL_RUN] is platform.feeds[-1], "the last example's feed"
+    assert record.feeds[STATEFUL] is platform.feeds[-1], "the last example's feed"
     assert sum(len(feed.batches) for feed in platform.feeds) > 10, "batches were exercised"
     assert any(len(b.attempts) > 1 for feed in platform.feeds for b in feed.batches), "retries"
-    verdict = check_stateful_lifecycle(Evidence(runs={STATEFUL_RUN: record}, seed=3))
+    verdict = check_stateful_lifecycle(Evidence(runs={STATEFUL: record}, seed=3))
     assert verdict.outcome == "passed", verdict.message
-    assert verdict.run == STATEFUL_RUN
+    assert verdict.run == STATEFUL
 
 
 def test_the_same_seed_replays_the_same_examples() -> None:
@@ -163,15 +163,15 @@ def test_inflated_success_is_caught_and_shrunk() -> None:
     assert "then_flush=True" in program[0]
     assert outcome.seqs, "the failing batch answer's exchange"
 
-    record = RunRecord(STATEFUL_RUN, platform_for(InflatingConnector))
-    record.notes[STATEFUL_RUN] = outcome.to_notes()
-    verdict = check_stateful_lifecycle(Evidence(runs={STATEFUL_RUN: record}, seed=0))
+    record = RunRecord(STATEFUL, platform_for(InflatingConnector))
+    record.notes[STATEFUL] = outcome.to_notes()
+    verdict = check_stateful_lifecycle(Evidence(runs={STATEFUL: record}, seed=0))
     assert verdict.outcome == "failed"
     assert verdict.message.startswith("BATCH-ACCOUNTING broke under --seed 0:")
     assert "minimal failing program (1 step(s))" in verdict.message
     assert "\n    (users_0,) = state.upsert_new(" in verdict.message
     assert verdict.seqs == outcome.seqs
-    assert verdict.run == STATEFUL_RUN
+    assert verdict.run == STATEFUL
 
 
 FAULT_STEPS = ("partner_5xx", "partner_429", "not_ready", "expire_token", "ambiguous_503")
@@ -229,9 +229,9 @@ def test_a_connection_error_under_a_transient_fault_fails_no_invariant() -> None
 
 def test_a_broken_invariant_is_reported_under_its_own_clause() -> None:
     with platform_for(InflatingConnector) as platform:
-        record = RunRecord(STATEFUL_RUN, platform)
+        record = RunRecord(STATEFUL, platform)
         SPEC.script(record, 0)
-    evidence = Evidence(runs={STATEFUL_RUN: record})
+    evidence = Evidence(runs={STATEFUL: record})
     verdict = get_clause("BATCH-ACCOUNTING").check(evidence)
     assert verdict.outcome == "failed"
     assert "a random feed life broke it" in verdict.message
@@ -251,11 +251,11 @@ def test_the_check_fails_without_a_usable_run(
     record_notes: dict[str, Any] | None, aborted: str | None, expected: str
 ) -> None:
     assert "did not execute" in check_stateful_lifecycle(Evidence()).message
-    record = RunRecord(STATEFUL_RUN, platform_for())
+    record = RunRecord(STATEFUL, platform_for())
     record.aborted = aborted
     if record_notes is not None:
-        record.notes[STATEFUL_RUN] = record_notes
-    verdict = check_stateful_lifecycle(Evidence(runs={STATEFUL_RUN: record}))
+        record.notes[STATEFUL] = record_notes
+    verdict = check_stateful_lifecycle(Evidence(runs={STATEFUL: record}))
     assert verdict.outcome == "failed"
     assert expected in verdict.message
 
@@ -263,7 +263,7 @@ def test_the_check_fails_without_a_usable_run(
 def test_the_clause_is_registered_for_the_stateful_run() -> None:
     registered = get_clause(CLAUSE_ID)
     assert registered.group == "stateful"
-    assert registered.runs == (STATEFUL_RUN,)
+    assert registered.runs == (STATEFUL,)
     assert "membership converges once faults clear" in registered.statement
-    assert SPEC.name == STATEFUL_RUN
+    assert SPEC.name == STATEFUL
     assert SPEC.settings["batch_flush_max_size"] == 5

@@ -1,10 +1,10 @@
 """The conformance runs: each drives a fresh platform through a scripted feed life.
 
-Runs are defined in ``runs_core`` (lifecycle, invalid configuration, oversized batch),
-``runs_faults`` (one per partner preset, authentication) and ``stateful`` (hypothesis'
-random feed lives); this module gathers them
-and executes one for a target connector. Which runs a verification executes follows
-from the clauses selected (``Clause.runs``).
+Runs are defined in ``core`` (lifecycle, invalid configuration, oversized batch),
+``faults`` (one per partner preset, connection faults, authentication) and
+``harness.clauses.stateful`` (random feed lives), each named once in
+``harness.clauses.run_names``; this package gathers them and executes one for a target
+connector. Every verification executes every run: each clause judges all of them.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Iterable
 
 from fake_partner import Scenario
 from harness.clauses.evidence import RunRecord, RunSpec
-from harness.clauses.runs_core import RUN_SPECS as CORE_RUNS
-from harness.clauses.runs_faults import RUN_SPECS as FAULT_RUNS
+from harness.clauses.runs.core import RUN_SPECS as CORE_RUNS
+from harness.clauses.runs.faults import RUN_SPECS as FAULT_RUNS
 from harness.clauses.stateful import RUN_SPECS as STATEFUL_RUNS
 from harness.platform import Platform
 from harness.simulator import ConnectorUnavailableError, FeedStateError, SimulatorSettings

@@ -27,6 +27,7 @@ from contracts.gateway import string_property
 from fake_partner import LedgerEntry, Limits, Scenario
 from fake_partner.faults import DropEffect, ErrorEffect, FaultRule, Window
 from harness.clauses.evidence import RunRecord, RunSpec
+from harness.clauses.run_names import AUTH, CONNECTION_FAULTS, INVALID_GRANT, preset_run
 from harness.drivers import Answer
 from harness.generators import make_users
 from harness.simulator import Feed, StepOutcome
@@ -34,7 +35,7 @@ from harness.users import SimUser
 
 __all__ = [
     "ACCOUNT",
-    "AUTH_RUN",
+    "AUTH",
     "CONNECTION_FAULTS",
     "DATAMART_ID",
     "FEED_DESTINATION_ID",
@@ -63,8 +64,6 @@ PROVISIONING_WAIT = 61.0
 """Virtual seconds waited between creation and connection: past the partner's provisioning."""
 FINAL_ADVANCE = 3700.0
 """Virtual seconds waited before the last updates: past the access token lifetime (3600 s)."""
-AUTH_RUN = "auth"
-CONNECTION_FAULTS = "connection-faults"
 """The run whose connection polls meet a 429, a 503, a dropped connection and a bare 429."""
 SPLIT_OPERATIONS = 15
 """The partner's per-request operation limit in the mixed-invalid-items run: its batches of
@@ -77,11 +76,6 @@ TAMPERED_STATES: tuple[tuple[str, str, bool], ...] = (
 )
 """The tampered states the auth run sends: (notes key, what it is, whether it needs the
 state's format recognised; an opaque state has no field to change nor format to imitate)."""
-
-
-def preset_run(preset: str) -> str:
-    """The run name of a preset: ``preset:<name>``."""
-    return f"preset:{preset}"
 
 
 # ---------------------------------------------------------------------- summaries for notes
@@ -726,7 +720,7 @@ PRESET_RUNS: tuple[RunSpec, ...] = (
 RUN_SPECS: tuple[RunSpec, ...] = (
     *PRESET_RUNS,
     RunSpec(
-        name=preset_run("invalid-grant"),
+        name=INVALID_GRANT,
         script=_invalid_grant,
         scenario="invalid-grant",
         description="the partner refuses the refresh token: creation, connection, batches "
@@ -741,7 +735,7 @@ RUN_SPECS: tuple[RunSpec, ...] = (
         "a dropped connection and a 429 without Retry-After, then the segment answers",
     ),
     RunSpec(
-        name=AUTH_RUN,
+        name=AUTH,
         script=_auth,
         description="authentication status, consent, tampered states, round trip, dynamic "
         "property values, feed-destination OAuth, metadata",

@@ -11,6 +11,7 @@ from typing import Any
 
 from fake_partner import PartnerError, PartnerUsageError, Scenario
 from harness.clauses.evidence import RunRecord, RunSpec
+from harness.clauses.run_names import INVALID_CONFIG, LIFECYCLE, OVERSIZED
 from harness.drivers import Answer
 from harness.generators import make_users
 from harness.simulator import Feed, StepOutcome
@@ -307,7 +308,7 @@ def oversized(record: RunRecord, seed: int) -> None:
 
 RUN_SPECS: tuple[RunSpec, ...] = (
     RunSpec(
-        "lifecycle",
+        LIFECYCLE,
         lifecycle,
         description=(
             "empty-body probes, creation twice, a 409 name conflict, connection polls, "
@@ -317,12 +318,12 @@ RUN_SPECS: tuple[RunSpec, ...] = (
         settings={"max_creation_attempts": 3},
     ),
     RunSpec(
-        "invalid-config",
+        INVALID_CONFIG,
         invalid_config,
         description="creation without partner_account_id, identifiers, or a readable config",
     ),
     RunSpec(
-        "oversized",
+        OVERSIZED,
         oversized,
         # the partner's own limits (10,000 operations, 5 MiB), whatever --scenario says
         scenario=Scenario(),

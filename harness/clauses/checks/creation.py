@@ -1,0 +1,456 @@
+"""Creation and connection: one partner segment per feed, its id persisted, invalid
+configurations refused, connection polled until the segment is ready.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from harness.clauses.checks._shared import (
+    _PARTNER,
+    _PLATFORM,
+    _SEGMENT_PATH,
+    _answer,
+    _answer_status,
+    _answered,
+    _body,
+    _exchanges,
+    _Findings,
+    _is_probe,
+    _judged,
+    _note,
+    _partner_code,
+    _Problems,
+    _recovered,
+    _request_feed_id,
+    _route,
+    _status,
+    _transient,
+)
+from harness.clauses.evidence import Evidence, RunRecord
+from harness.clauses.registry import Verdict, clause
+from harness.clauses.run_names import (
+    CONNECTION_FAULTS,
+    INVALID_CONFIG,
+    LIFECYCLE,
+    NOT_READY,
+)
+from harness.clauses.view import view_of, views
+from harness.trace import Exchange
+
+_ACCOUNT_SEGMENTS = re.compile(r"/v1/accounts/([^/]+)/segments/?\Z")
+
+
+# --------------------------------------------------------------------------- creation
+
+
+def _new_segments(note: dict[str, Any]) -> list[str]:
+    before = set(note.get("segments_before") or ())
+    return [s for s in note.get("segments_after") or () if s not in before]
+
+
+@clause(
+    "CREATE-OK",
+    "with valid properties and an account the token reaches, creation is `ok` and exactly "
+    "one partner segment exists for the feed afterwards.",
+    group="creation",
+    routes=("external_segment_creation",),
+    runs=(LIFECYCLE,),
+)
+def check_create_ok(evidence: Evidence) -> Verdict:
+    """The main feed's creation answers 200 ``ok`` and the partner has one new segment; in
+    every run, a creation call in which the partner created a segment answers ``ok`` (the
+    account was reachable: anything else leaves an orphan segment), and no creation call
+    creates more than one."""
+    findings = _Findings()
+    for run in views(evidence):
+        for call in run.calls:
+            if call.path != "/v1/external_segment_creation" or _is_probe(call):
+                continue
+            created = [
+                e
+                for e in run.nested(call)
+                if e.method == "POST" and _ACCOUNT_SEGMENTS.match(e.path) and e.ok
+            ]
+            status = _status(_body(call)) if _answered(call) else None
+            if len(created) > 1:
+                findings.add(
+                    run.name,
+                    f"one creation call made the partner create {len(created)} segments: "
+                    "expected exactly 1 for the feed",
+                    [call.seq, *(e.seq for e in created)],
+                )
+            elif created and status != "ok":
+                findings.add(
+                    run.name,
+                    f"the partner created a segment for the feed but creation answered "
+                    f"{call.status or call.failure} {status!r}: expected ok (the segment is "
+                    "left orphaned)",
+                    [call.seq, created[0].seq],
+                )
+    if findings:
+        return findings.verdict("")
+    _, note, missing = _note(evidence, LIFECYCLE, "creation")
+    if missing is not None:
+        return Verdict.failed(f"no creation was recorded: {missing}", run=LIFECYCLE)
+    new = _new_segments(note)
+    seqs = note["seqs"]
+    if not note["ok"]:
+        return Verdict.failed(
+            f"creation of a valid feed failed: {note['summary']}: expected 200 ok",
+            seqs=seqs,
+            run=LIFECYCLE,
+        )
+    if len(new) != 1:
+        return Verdict.failed(
+            f"creation answered ok but the partner has {len(new)} new segments for the feed "
+            f"({', '.join(new) or 'none'}): expected exactly 1",
+            seqs=seqs,
+            run=LIFECYCLE,
+        )
+    return Verdict.passed(f"creation ok; partner segment {new[0]} created", run=LIFECYCLE)
+
+
+@clause(
+    "CREATE-IDEMPOTENT",
+    "creation repeated for the same feed (the platform retries) leaves exactly one partner "
+    "segment (reuses `partner_segment_id` or the 409's existing id).",
+    group="creation",
+    routes=("external_segment_creation",),
+    runs=(LIFECYCLE,),
+)
+def check_create_idempotent(evidence: Evidence) -> Verdict:
+    """Creation again: ok, no new segment, same id; a feed whose segment name the partner
+    already has: ok, no new segment, the property names the existing segment."""
+    findings = _Findings()
+    _, first, missing = _note(evidence, LIFECYCLE, "creation")
+    _, again, missing_again = _note(evidence, LIFECYCLE, "creation_retry")
+    _, conflict, missing_conflict = _note(evidence, LIFECYCLE, "conflict")
+    for reason in (missing, missing_again, missing_conflict):
+        if reason is not None:
+            findings.add(LIFECYCLE, f"evidence missing: {reason}")
+    if again is not None and first is not None:
+        new = _new_segments(again)
+        if not again["ok"]:
+            findings.add(
+                LIFECYCLE,
+                f"creation repeated failed: {again['summary']}: expected ok, reusing the segment",
+                again["seqs"],
+            )
+        if new:
+            findings.add(
+                LIFECYCLE,
+                f"creation repeated created {len(new)} more partner segment(s) "
+                f"({', '.join(new)}): expected 0",
+                again["seqs"],
+            )
+        if again["partner_segment_id"] != first["partner_segment_id"]:
+            findings.add(
+                LIFECYCLE,
+                f"creation repeated changed partner_segment_id from "
+                f"{first['partner_segment_id']!r} to {again['partner_segment_id']!r}",
+                again["seqs"],
+            )
+    if conflict is not None and "error" not in conflict:
+        existing = conflict["existing_segment_id"]
+        new = _new_segments(conflict)
+        if not conflict["ok"]:
+            findings.add(
+                LIFECYCLE,
+                f"creation of a feed whose segment name is taken (409, existing {existing}) "
+                f"failed: {conflict['summary']}: expected ok reusing {existing}",
+                conflict["seqs"],
+            )
+        if new:
+            findings.add(
+                LIFECYCLE,
+                f"the name-conflict creation made {len(new)} new segment(s) ({', '.join(new)}): "
+                f"expected 0, reusing {existing}",
+                conflict["seqs"],
+            )
+        if conflict["partner_segment_id"] != existing:
+            findings.add(
+                LIFECYCLE,
+                f"after the 409, partner_segment_id is {conflict['partner_segment_id']!r}: "
+                f"expected the existing segment {existing!r}",
+                conflict["seqs"],
+            )
+    return findings.verdict("creation repeated and the 409 path reuse the one segment")
+
+
+@clause(
+    "CREATE-PERSISTS-ID",
+    "after creation, the feed property `partner_segment_id` names that partner segment.",
+    group="creation",
+    routes=("external_segment_creation",),
+    runs=(LIFECYCLE,),
+)
+def check_create_persists_id(evidence: Evidence) -> Verdict:
+    """Each feed's last creation answered ``ok``, in every run: its ``partner_segment_id``
+    names the segment that call made (201), the existing one its 409 named, or the segment
+    the property already named; and that segment exists at the partner."""
+    findings = _Findings()
+    checked = 0
+    for record in evidence:
+        segments = set(record.partner.segment_ids())
+        last: dict[str, Exchange] = {}  # the property reflects a feed's last creation
+        for exchange in _exchanges(record, _PLATFORM, "/v1/external_segment_creation"):
+            if _is_probe(exchange) or (exchange.status, _status(_body(exchange))) != (200, "ok"):
+                continue
+            feed_id = _request_feed_id(exchange)
+            if feed_id is not None:
+                last[feed_id] = exchange
+        for feed_id, exchange in last.items():
+            checked += 1
+            value = record.gateway.property_value(feed_id, "partner_segment_id")
+            made = _segments_named_in(record, exchange)
+            if not value:
+                findings.add(
+                    record.name,
+                    f"feed {feed_id}: creation answered ok but the feed has no "
+                    "partner_segment_id property: expected it written back through the gateway"
+                    + (f" (segment {', '.join(made)})" if made else ""),
+                    [exchange.seq],
+                )
+            elif made and value not in made:
+                findings.add(
+                    record.name,
+                    f"feed {feed_id}: partner_segment_id is {value!r}: expected the segment "
+                    f"creation made or reused ({', '.join(made)})",
+                    [exchange.seq],
+                )
+            elif value not in segments:
+                findings.add(
+                    record.name,
+                    f"feed {feed_id}: partner_segment_id is {value!r}, which the partner does "
+                    "not have",
+                    [exchange.seq],
+                )
+    if checked == 0:
+        return Verdict.skipped("not exercised: no creation answered ok")
+    return findings.verdict(f"{checked} created feeds name their partner segment")
+
+
+def _segments_named_in(record: RunRecord, exchange: Exchange) -> list[str]:
+    """The segments a creation call made (201 ``id``) or was told exist (409 details)."""
+    named: list[str] = []
+    for call in view_of(record).nested(exchange):
+        if call.method != "POST" or _ACCOUNT_SEGMENTS.match(call.path) is None:
+            continue
+        body = _body(call)
+        if call.status == 201 and body is not None and isinstance(body.get("id"), str):
+            named.append(body["id"])
+        elif call.status == 409 and body is not None:
+            error = body.get("error")
+            details = error.get("details") if isinstance(error, dict) else None
+            for detail in details if isinstance(details, list) else ():
+                if isinstance(detail, dict) and isinstance(detail.get("segment_id"), str):
+                    named.append(detail["segment_id"])
+    return named
+
+
+@clause(
+    "CREATE-INVALID-CONFIG",
+    "a missing `partner_account_id`, no selected identifying resource, or an unreadable "
+    "configuration file -> status `error` with a message that names the problem; nothing "
+    "is created at the partner.",
+    group="creation",
+    routes=("external_segment_creation",),
+    runs=(INVALID_CONFIG,),
+)
+def check_create_invalid_config(evidence: Evidence) -> Verdict:
+    """Each invalid case: status ``error``, message with one of the case's words, no new
+    partner segment."""
+    record, cases, missing = _note(evidence, INVALID_CONFIG, "cases")
+    if missing is not None:
+        return Verdict.failed(f"no invalid configuration was tried: {missing}", run=INVALID_CONFIG)
+    findings = _Findings()
+    if len(cases) < 3 and record is not None:
+        findings.add(
+            INVALID_CONFIG,
+            f"only {len(cases)} of 3 cases ran ({record.aborted or 'run incomplete'})",
+        )
+    for case in cases:
+        name, seqs = case["case"], case["seqs"]
+        message = case.get("message") or ""
+        if case["status"] != "error":
+            findings.add(
+                INVALID_CONFIG,
+                f"{name}: creation answered {case['http_status']} {case['status']!r}: expected "
+                "status 'error'",
+                seqs,
+            )
+        elif not any(word.lower() in message.lower() for word in case["expect"]):
+            findings.add(
+                INVALID_CONFIG,
+                f"{name}: the error message {message[:120]!r} does not name the problem "
+                f"(expected one of {case['expect']})",
+                seqs,
+            )
+        new = _new_segments(case)
+        if new:
+            findings.add(
+                INVALID_CONFIG,
+                f"{name}: {len(new)} partner segment(s) created ({', '.join(new)}): expected 0",
+                seqs,
+            )
+    return findings.verdict(f"{len(cases)} invalid configurations refused, nothing created")
+
+
+# --------------------------------------------------------------------------- connection
+
+
+def _last_segment_answer(record: RunRecord, exchange: Exchange) -> Exchange | None:
+    """The connector's last partner call on ``/v1/segments/...`` inside ``exchange``."""
+    calls = [
+        e
+        for e in view_of(record).nested(exchange)
+        if e.leg == _PARTNER and _SEGMENT_PATH.match(e.path) and e.status is not None
+    ]
+    return calls[-1] if calls else None
+
+
+@clause(
+    "CONNECT-NOT-READY",
+    "while the partner answers 404 `SEGMENT_NOT_READY`, connection answers "
+    "`external_segment_not_ready_yet` (502), never `ok` and never `error`.",
+    group="creation",
+    routes=("external_segment_connection",),
+    runs=(LIFECYCLE, NOT_READY),
+)
+def check_connect_not_ready(evidence: Evidence) -> Verdict:
+    """The connection call made while the partner segment was PROVISIONING, and every
+    connection whose last segment call got 404 SEGMENT_NOT_READY, answer 502 not ready."""
+    findings = _Findings()
+    checked = 0
+    _, probe, missing = _note(evidence, LIFECYCLE, "connection_probe")
+    if missing is not None:
+        findings.add(LIFECYCLE, f"no connection was tried: {missing}")
+    elif probe["partner_status_before"] == probe["partner_status_after"] == "PROVISIONING":
+        checked += 1
+        if (probe["http_status"], probe["status"]) != (502, "external_segment_not_ready_yet"):
+            findings.add(
+                LIFECYCLE,
+                f"connection while partner segment {probe['partner_segment_id']} was "
+                f"PROVISIONING answered {probe['http_status']} {probe['status']!r}: expected "
+                "502 external_segment_not_ready_yet",
+                [probe["seq"]],
+            )
+    for record in evidence:
+        for exchange in _exchanges(record, _PLATFORM, "/v1/external_segment_connection"):
+            if _is_probe(exchange) or not _answered(exchange):
+                continue
+            last = _last_segment_answer(record, exchange)
+            if last is None or last.status != 404 or _partner_code(last) != "SEGMENT_NOT_READY":
+                continue
+            checked += 1
+            body = _body(exchange)
+            if (exchange.status, _status(body)) != (502, "external_segment_not_ready_yet"):
+                findings.add(
+                    record.name,
+                    f"the partner answered 404 SEGMENT_NOT_READY but connection answered "
+                    f"{exchange.status} {_status(body)!r}: expected 502 "
+                    "external_segment_not_ready_yet",
+                    [exchange.seq, last.seq],
+                )
+    if not findings and checked == 0:
+        return Verdict.skipped(
+            "no connection call met a provisioning partner segment (scenario without delay)"
+        )
+    return findings.verdict(f"{checked} not-ready connections answered 502")
+
+
+@clause(
+    "CONNECT-READY",
+    "once the partner segment exists and is past provisioning, connection answers `ok`.",
+    group="creation",
+    routes=("external_segment_connection",),
+    runs=(LIFECYCLE, NOT_READY),
+)
+def check_connect_ready(evidence: Evidence) -> Verdict:
+    """The lifecycle's polled connection ends ``ok``; any connection whose last segment
+    call got a 2xx answers 200 ``ok``."""
+    findings = _Findings()
+    _, note, missing = _note(evidence, LIFECYCLE, "connection")
+    if missing is not None:
+        findings.add(LIFECYCLE, f"no connection was polled: {missing}")
+    elif not note["ok"]:
+        findings.add(
+            LIFECYCLE,
+            f"connection never answered ok: {note['summary']}: expected ok once the partner "
+            "segment is past provisioning",
+            note["seqs"][-3:],
+        )
+    checked = 0
+    for record in evidence:
+        for exchange in _exchanges(record, _PLATFORM, "/v1/external_segment_connection"):
+            if _is_probe(exchange) or not _answered(exchange):
+                continue
+            last = _last_segment_answer(record, exchange)
+            if last is None or not 200 <= (last.status or 0) < 300:
+                continue
+            checked += 1
+            body = _body(exchange)
+            if (exchange.status, _status(body)) != (200, "ok"):
+                findings.add(
+                    record.name,
+                    f"the partner segment answered {last.status} (ready) but connection "
+                    f"answered {exchange.status} {_status(body)!r}: expected 200 ok",
+                    [exchange.seq, last.seq],
+                )
+    return findings.verdict(f"connection ok once ready ({checked} ready checks)")
+
+
+_NOT_READY = "external_segment_not_ready_yet"
+
+
+# ---------------------------------------------------------------------- CONNECT-TRANSIENT
+
+
+@clause(
+    "CONNECT-TRANSIENT",
+    "while the partner fails transiently (5xx, 429, dropped connection), connection answers "
+    "`external_segment_not_ready_yet` so the platform polls again.",
+    group="creation",
+    routes=("external_segment_connection",),
+    runs=(CONNECTION_FAULTS,),
+    severity="warning",
+)
+def connect_transient(evidence: Evidence) -> Verdict:
+    """In every run: a connection call during which a partner request got a 429, a 5xx, a
+    dropped connection or a timeout, not re-sent with a 2xx in the same call, answers
+    external_segment_not_ready_yet."""
+    problems = _Problems()
+    checked = 0
+    for run in list(views(evidence)):
+        for call in run.calls:
+            if _route(call) != "external_segment_connection":
+                continue
+            failures = [
+                (e, what)
+                for e in run.nested(call)
+                if (what := _transient(e)) is not None and not _recovered(run, call, e)
+            ]
+            if not failures:
+                continue
+            checked += 1
+            if _answer_status(call) != _NOT_READY:
+                failed, what = failures[0]
+                problems.add(
+                    f"connection answered {_answer(call)} after the partner gave {what} to "
+                    f"{failed.method} {failed.path} (seq {failed.seq}), expected "
+                    f"{_NOT_READY} (502) so the platform polls again",
+                    [call.seq, failed.seq],
+                    run.name,
+                )
+    return _judged(
+        evidence,
+        problems,
+        checked,
+        runs=(CONNECTION_FAULTS,),
+        passed=f"{checked} connection call(s) met a transient partner failure and answered "
+        f"{_NOT_READY}",
+        absent="no partner 429, 5xx, dropped connection or timeout reached a connection call "
+        "in any run",
+    )

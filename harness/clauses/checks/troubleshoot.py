@@ -1,0 +1,280 @@
+"""Troubleshoot, dynamic properties and optional routes."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+from contracts.routes import (
+    ROUTES,
+)
+from harness.clauses.checks._shared import (
+    _answer,
+    _answer_status,
+    _auth_passed,
+    _auth_run,
+    _body,
+    _Findings,
+    _judged,
+    _message,
+    _note,
+    _Problems,
+    _route,
+    _why_missing,
+)
+from harness.clauses.evidence import Evidence, RunRecord, not_implemented
+from harness.clauses.registry import Verdict, clause
+from harness.clauses.run_names import AUTH, LIFECYCLE
+from harness.clauses.runs.faults import ACCOUNT
+from harness.clauses.view import RunView, view_of
+from harness.trace import Exchange
+
+_COUNT_KEYS = ("input_count", "matched_count", "match_rate", "audience_size")
+
+
+# --------------------------------------------------------------------------- troubleshoot
+
+
+@clause(
+    "TROUBLESHOOT-AUDIENCE",
+    "`FETCH_DESTINATION_AUDIENCE` answers `ok` with data whose counts and match rate equal "
+    "the partner's current snapshot of that segment; an unknown action answers "
+    "`not_implemented` (400).",
+    group="troubleshoot",
+    routes=("troubleshoot",),
+    runs=(LIFECYCLE,),
+)
+def check_troubleshoot_audience(evidence: Evidence) -> Verdict:
+    """The last FETCH_DESTINATION_AUDIENCE answer: 200 ok, ``destination_audience`` counts
+    and ``match_rate`` == the partner snapshot taken right after; unknown action: 400."""
+    record, note, missing = _note(evidence, LIFECYCLE, "troubleshoot")
+    if missing is not None or record is None:
+        return Verdict.failed(f"troubleshoot was not called: {missing}", run=LIFECYCLE)
+    findings = _Findings()
+    unknown = record.notes.get("troubleshoot_unknown")
+    if unknown is not None and (unknown["http_status"], unknown["status"]) != (
+        400,
+        "not_implemented",
+    ):
+        findings.add(
+            record.name,
+            f"the unknown action {unknown['action']} answered {unknown['http_status']} "
+            f"{unknown['status']!r}: expected 400 not_implemented",
+            [unknown["seq"]],
+        )
+    if note["status"] == "not_implemented":
+        if findings:
+            return findings.verdict("")
+        return Verdict.skipped(
+            "FETCH_DESTINATION_AUDIENCE answers not_implemented: troubleshoot not implemented",
+            run=LIFECYCLE,
+        )
+    exchange = view_of(record).exchange(note["seq"]) if note["seq"] is not None else None
+    body = _body(exchange) if exchange is not None else None
+    snapshot = note["snapshot"]
+    if (note["http_status"], note["status"]) != (200, "ok") or body is None:
+        findings.add(
+            record.name,
+            f"FETCH_DESTINATION_AUDIENCE answered {note['http_status']} {note['status']!r} "
+            f"after {len(note['attempts'])} attempt(s): expected 200 ok",
+            [note["seq"]],
+        )
+    elif snapshot is None:
+        findings.add(record.name, "the feed has no partner segment to compare with")
+    else:
+        _compare_audience(record, body, snapshot, note["seq"], findings)
+    return findings.verdict("troubleshoot shows the partner's snapshot")
+
+
+def _compare_audience(
+    record: RunRecord,
+    body: dict[str, Any],
+    snapshot: dict[str, Any],
+    seq: int,
+    findings: _Findings,
+) -> None:
+    data = body.get("data")
+    audience = data.get("destination_audience") if isinstance(data, dict) else None
+    if not isinstance(audience, dict):
+        findings.add(
+            record.name,
+            "FETCH_DESTINATION_AUDIENCE data has no destination_audience object",
+            [seq],
+        )
+        return
+    wrong = [
+        f"{key}={audience.get(key)!r} (partner: {snapshot.get(key)!r})"
+        for key in ("id", *_COUNT_KEYS)
+        if audience.get(key) != snapshot.get(key)
+    ]
+    assert isinstance(data, dict)
+    if data.get("match_rate") != snapshot.get("match_rate"):
+        wrong.append(
+            f"data.match_rate={data.get('match_rate')!r} (partner: {snapshot.get('match_rate')!r})"
+        )
+    if wrong:
+        findings.add(
+            record.name,
+            f"troubleshoot differs from the partner's snapshot: {'; '.join(wrong)}",
+            [seq],
+        )
+
+
+_NOT_IMPLEMENTED_TEXT = re.compile(r"not[ _-]?implemented|not supported|unsupported", re.I)
+_OPTIONAL_ROUTES = frozenset(r.name for r in ROUTES if r.optional)
+
+
+# ---------------------------------------------------------------------- DYNAMIC-PROPERTIES
+
+
+@clause(
+    "DYNAMIC-PROPERTIES",
+    "without `partner_account_id` the answer lists the accounts the token reaches; with it, "
+    "also that account's segments; every enum entry has a non-empty `label` and unique "
+    "`value`s.",
+    group="troubleshoot",
+    routes=("dynamic_property_values",),
+    runs=(AUTH,),
+)
+def dynamic_properties(evidence: Evidence) -> Verdict:
+    """partner_account_id values == the accounts of the tokens the call used (partner state);
+    with an account: partner_segment_id values == that account's partner segments; every
+    label non-empty, values non-empty and unique per property."""
+    run = _auth_run(evidence)
+    if isinstance(run, Verdict):
+        return run
+    problems = _Problems()
+    for key, account in (("dynamic_without_account", None), ("dynamic_with_account", ACCOUNT)):
+        call = run.note(key)
+        what = "without partner_account_id" if account is None else f"with {account}"
+        if call is None:
+            problems.add(f"dynamic values {what}: not played ({_why_missing(run)})")
+            continue
+        for problem in _dynamic_problems(run, call, account):
+            problems.add(f"dynamic values {what} {_answer(call)}: {problem}", [call.seq])
+    return problems.verdict(run.name) or _auth_passed(
+        run, "the accounts the token reaches and the account's segments, as the partner has them"
+    )
+
+
+def _dynamic_problems(run: RunView, call: Exchange, account: str | None) -> list[str]:
+    if _answer_status(call) != "ok":
+        return ["expected ok"]
+    body = call.response_json()
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        return ["the answer has no data list"]
+    problems: list[str] = []
+    values: dict[str, set[str]] = {}
+    for item in data:
+        if not isinstance(item, dict):
+            problems.append(f"data entry {item!r} is not an object")
+            continue
+        name = str(item.get("property_technical_name"))
+        raw = item.get("enum")
+        seen: Counter[str] = Counter()
+        for entry in raw if isinstance(raw, list) else []:
+            label = entry.get("label") if isinstance(entry, dict) else None
+            value = entry.get("value") if isinstance(entry, dict) else None
+            if not isinstance(label, str) or not label.strip():
+                problems.append(f"{name}: enum entry {entry!r} has an empty label")
+            if not isinstance(value, str) or not value:
+                problems.append(f"{name}: enum entry {entry!r} has no value")
+            else:
+                seen[value] += 1
+        repeated = sorted(v for v, n in seen.items() if n > 1)
+        if repeated:
+            problems.append(f"{name}: values repeated: {', '.join(repeated)}")
+        values[name] = set(seen)
+    expected = _reachable_accounts(run, call)
+    listed = values.get("partner_account_id")
+    if listed is None:
+        problems.append("no partner_account_id values")
+    elif listed != expected:
+        problems.append(
+            f"partner_account_id lists {sorted(listed)}, the token reaches {sorted(expected)}"
+        )
+    if account is not None:
+        segments = set(run.record.partner.segment_ids(account))
+        found = values.get("partner_segment_id")
+        if found is None:
+            problems.append(f"no partner_segment_id values for account {account}")
+        elif found != segments:
+            problems.append(
+                f"partner_segment_id lists {sorted(found)}, account {account} has "
+                f"{sorted(segments)} at the partner"
+            )
+    return problems
+
+
+def _reachable_accounts(run: RunView, call: Exchange) -> set[str]:
+    """The accounts of the access tokens the call used (else of the live refresh tokens)."""
+    state = run.record.partner.state()
+    used = {e.token for e in run.nested_entries(call) if e.path.startswith("/v1/") and e.token}
+    tokens = (
+        [t for t in state["access_tokens"] if t["fingerprint"] in used]
+        if used
+        else [t for t in state["refresh_tokens"] if not t["revoked"]]
+    )
+    return {account for token in tokens for account in token["accounts"]}
+
+
+# ---------------------------------------------------------------------- NOT-IMPLEMENTED-OK
+
+
+@clause(
+    "NOT-IMPLEMENTED-OK",
+    "an optional route a connector does not implement answers `not_implemented` (400), or is "
+    "absent (404, as on SDK versions before the route existed), and the harness marks its "
+    "clauses as skipped, not failed.",
+    group="troubleshoot",
+    runs=(AUTH,),
+)
+def not_implemented_ok(evidence: Evidence) -> Verdict:
+    """Every answer of an optional route (any run) is 404, 400 not_implemented, or a real
+    answer; not_implemented with another code, 405/501, or a 5xx saying "not implemented"
+    fails, and so does no answer (timeout, crash) from a route that never answered."""
+    problems = _Problems()
+    silent: list[tuple[str, str, int]] = []
+    kinds: dict[str, set[str]] = {}
+    for record in evidence:
+        for call in record.connector_exchanges():
+            name = _route(call)
+            if name not in _OPTIONAL_ROUTES:
+                continue
+            kind, problem = _classify(call)
+            kinds.setdefault(name, set()).add(kind)
+            if problem and kind == "no answer":
+                silent.append((record.name, name, call.seq))
+            elif problem:
+                problems.add(f"{name} {problem}", [call.seq], record.name)
+    for run_name, name, seq in silent:
+        if "implemented" not in kinds[name]:  # else a slow answer: WIRE-LATENCY's business
+            problems.add(f"{name} gave no answer (seq {seq})", [seq], run_name)
+    if problems.items:
+        problems.add("an optional route that is not implemented answers 400 not_implemented or 404")
+    summary = ", ".join(f"{name}: {'/'.join(sorted(k))}" for name, k in sorted(kinds.items()))
+    return _judged(
+        evidence,
+        problems,
+        len(kinds),
+        runs=(AUTH,),
+        passed=summary,
+        absent="no optional route was called in any run",
+    )
+
+
+def _classify(call: Exchange) -> tuple[str, str | None]:
+    """``absent`` / ``not_implemented`` / ``implemented`` / ``no answer``, and the problem."""
+    if call.status is None or (call.failure is not None and call.failure != "not-json"):
+        return "no answer", f"gave no answer ({call.failure})"
+    if not_implemented(call):
+        return ("absent" if call.status == 404 else "not_implemented"), None
+    if _answer_status(call) == "not_implemented":
+        return "not_implemented", f"answered not_implemented with HTTP {call.status}, not 400"
+    if call.status in (405, 501):
+        return "not_implemented", f"answered HTTP {call.status}, not 400 not_implemented or 404"
+    if call.status >= 500 and _NOT_IMPLEMENTED_TEXT.search(_message(call)):
+        return "not_implemented", f"answered HTTP {call.status} {_message(call)[:80]!r}"
+    return "implemented", None
