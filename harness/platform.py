@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -24,6 +25,7 @@ from fake_partner import (
     serve,
 )
 from fake_partner.partner import ScenarioSource
+from harness.connector_log import ConnectorLog, LogCapture
 from harness.drivers import (
     Bounds,
     CommandDriver,
@@ -129,6 +131,9 @@ class Platform:
         self.gateway = Gateway(worker_id, authentication_token)
         self.redactor = Redactor()
         self.trace = Trace(self.clock.now, self.redactor)
+        self.log = ConnectorLog(self.redactor)
+        """What the connector printed (out of process) or logged (in process), checked
+        line by line for secrets."""
         self.feeds: list[Feed] = []
         self._connector = connector if connector is not None else DEFAULT_CONNECTOR
         self._cmd = cmd
@@ -198,6 +203,12 @@ class Platform:
         self._configure_gateway()
         driver = self._driver(env)
         driver.trace = self.trace
+        if isinstance(driver, CommandDriver):
+            driver.log = self.log
+        elif isinstance(driver, InProcessDriver):
+            capture = LogCapture(self.log)
+            logging.getLogger().addHandler(capture)
+            self._stack.callback(logging.getLogger().removeHandler, capture)
         self.driver = driver
         self._stack.callback(driver.stop)
         driver.start(env)
@@ -233,10 +244,10 @@ class Platform:
     def _learn_secrets(self) -> None:
         credentials = self._credentials()
         if credentials is not None:
-            self.redactor.add_secret(credentials.client_secret)
-            self.redactor.add_secret(credentials.refresh_token)
-        self.redactor.add_secret(self.gateway.token)
-        self.redactor.add_secret(self.partner.admin_token)
+            self.redactor.add_secret(credentials.client_secret, "client_secret")
+            self.redactor.add_secret(credentials.refresh_token, "refresh_token")
+        self.redactor.add_secret(self.gateway.token, "plugin_token")
+        self.redactor.add_secret(self.partner.admin_token, "admin_token")
 
     # ------------------------------------------------------------------ trace observers
 

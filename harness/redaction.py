@@ -161,6 +161,20 @@ class Redactor:
         """A body, redacted: secret JSON / form keys masked, then known secret values."""
         return self.body_masked(body)[0]
 
+    def text_masked(self, value: str) -> tuple[str, tuple[str, ...]]:
+        """``value`` with every known secret masked, and the kinds of the secrets found
+        (sorted; empty when none was, and then ``value`` itself)."""
+        pattern, secrets = self._text_state  # one consistent snapshot
+        if pattern is None or not any(secret in value for secret in secrets):
+            return value, ()
+        kinds: set[str] = set()
+
+        def mask(match: re.Match[str]) -> str:
+            kinds.add(self._kinds.get(match.group(), "secret"))
+            return MASK
+
+        return pattern.sub(mask, value), tuple(sorted(kinds))
+
     def body_masked(self, body: bytes) -> tuple[bytes, tuple[str, ...]]:
         """A body redacted as :meth:`body` does, and the kinds of secret masked in it
         (sorted; empty when nothing was masked, and then the very same bytes object)."""

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import httpx
 
+from harness.connector_log import ConnectorLog
 from harness.drivers.base import (
     _START_POLL_SECONDS,
     ConnectorStartError,
@@ -56,6 +57,8 @@ class CommandDriver(_HttpDriver):
         self._output: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
         self._reader: threading.Thread | None = None
         self._token: str | None = None
+        self.log: ConnectorLog | None = None
+        """Where every line of output goes too (set by the platform): checked for secrets."""
 
     def start(self, env: PlatformEnv) -> None:
         """Launch and wait for ``GET /v1/status`` 200; ``ConnectorStartError`` otherwise."""
@@ -105,7 +108,10 @@ class CommandDriver(_HttpDriver):
             return
         stdout = process.stdout
         for raw in iter(lambda: stdout.readline(_LINE_BYTES), b""):
-            self._output.append(raw.decode("utf-8", "replace").rstrip("\n"))
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self._output.append(line)
+            if self.log is not None:
+                self.log.feed(line)
 
     def output_tail(self) -> str:
         """The last lines the connector printed, with the secrets the driver knows masked."""

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1009,6 +1010,26 @@ class LeaksRefreshToken(ReferenceConnector):
         session = ctx.partner.session
         token = session.refresh_token if session is not None else "?"
         return response.model_copy(update={"message": f"{response.message} (token {token})"})
+
+
+class LogsAccessToken(ReferenceConnector):
+    """breaks: SECRET-NO-LEAK — every batch logs the partner access token it used (at
+    WARNING, which a default logging configuration prints); its answers carry none."""
+
+    async def on_batch_update(
+        self, request: BatchUpdateRequest[Any], ctx: ReferenceContext
+    ) -> BatchUpdateResponse:
+        response = await super().on_batch_update(request, ctx)
+        session = ctx.partner.session
+        token = session.access_token if session is not None else None
+        if token:
+            _LOG.warning(
+                "batch of %d sent with partner token %s", len(request.batch_content), token
+            )
+        return response
+
+
+_LOG = logging.getLogger("faulty_connector")
 
 
 # --------------------------------------------------------------------------- troubleshoot, auth

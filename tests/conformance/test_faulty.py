@@ -69,6 +69,7 @@ PROOFS: tuple[tuple[str, type[object]], ...] = (
     ("PARTIAL-FAILURE", faulty.InventsSuccess),
     ("PII-HASHED", faulty.SendsRawEmail),
     ("SECRET-NO-LEAK", faulty.LeaksRefreshToken),
+    ("SECRET-NO-LEAK", faulty.LogsAccessToken),
     ("ACCOUNT-ISOLATION", faulty.TouchesForeignAccount),
     ("TROUBLESHOOT-AUDIENCE", faulty.MadeUpAudience),
     ("AUTH-STATUS", faulty.NoLoginUrl),

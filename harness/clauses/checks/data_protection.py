@@ -142,16 +142,17 @@ def _has_key(value: Any, key: str) -> bool:
 
 @clause(
     "SECRET-NO-LEAK",
-    "no answer body, header or `message` of the connector contains a client secret, a "
-    "refresh token or an access token; `/v1/authentication` answers never carry "
-    "`refresh_token`.",
+    "no answer body, header or `message` of the connector, and no line it logs, contains a "
+    "client secret, a refresh token or an access token; `/v1/authentication` answers never "
+    "carry `refresh_token`.",
     group="data_protection",
     runs=(*CORE, AUTH, TOKEN_EXPIRY, INVALID_GRANT),
 )
 def check_secret_no_leak(evidence: Evidence) -> Verdict:
     """A connector answer leaked when the trace masked a secret in it as it was recorded
     (the part is in ``exchange.redacted`` and holds the mask) or the driver tagged it
-    ``leaked``; no ``/v1/authentication`` answer has a ``refresh_token`` key."""
+    ``leaked``; no ``/v1/authentication`` answer has a ``refresh_token`` key; no line of
+    the connector's output or logs (``platform.log``) held one of the named secrets."""
     findings = _Findings()
     checked = 0
     marker = MASK.encode()
@@ -179,7 +180,30 @@ def check_secret_no_leak(evidence: Evidence) -> Verdict:
                 "/v1/authentication answered a refresh_token field: it must never go back",
                 [exchange.seq],
             )
-    return findings.verdict(f"{checked} connector answers carry no secret")
+    lines = 0
+    for record in evidence:
+        log = record.platform.log
+        lines += log.lines
+        for leak in log.leaks:
+            kinds = [_LOGGED_SECRETS[k] for k in leak.kinds if k in _LOGGED_SECRETS]
+            if kinds:
+                findings.add(
+                    record.name,
+                    f"the connector logged {' and '.join(kinds)} (log line {leak.line}, "
+                    f"masked: {leak.text!r})",
+                )
+    return findings.verdict(f"{checked} connector answers and {lines} log lines carry no secret")
+
+
+_LOGGED_SECRETS = {
+    "client_secret": "the client secret",
+    "refresh_token": "a refresh token",
+    "access_token": "an access token",
+    "secret": "a secret",
+}
+"""The secrets a log line must not hold (the statement's; ``secret``: one the partner's
+OAuth answer or the connector's own request named so). The plugin token the platform
+handed the connector is not among them."""
 
 
 @clause(
