@@ -62,7 +62,7 @@ _FIRST_SEGMENT_ID = 5001
 
 def configure_gateway(gateway: Gateway, partner: Partner, partner_url: str) -> None:
     """Give the gateway the configuration files a connector reads (docs/writing-a-connector.md):
-    ``technical_config`` pointing at the partner with its real operation limit, and
+    ``technical_config`` pointing at the partner with its real limits, and
     ``credentials`` with the partner's seeded OAuth client and refresh token (if any)."""
     gateway.set_configuration_file(
         "technical_config",
@@ -70,6 +70,7 @@ def configure_gateway(gateway: Gateway, partner: Partner, partner_url: str) -> N
             "partner_endpoint": partner_url,
             "partner_api_version": "v1",
             "max_operations_per_request": partner.effective_scenario.limits.max_operations,
+            "max_body_bytes_per_request": partner.effective_scenario.limits.max_body_bytes,
         },
     )
     try:

@@ -12,6 +12,7 @@
 const { core } = require('@mediarithmics/plugins-nodejs-sdk');
 
 const {
+  MAX_BODY_BYTES,
   MAX_OPERATIONS_PER_REQUEST,
   PartnerClient,
   PartnerError,
@@ -40,7 +41,7 @@ const NOT_READY_DELAY_MS = 30000;
 
 const FILE_HINTS = {
   [TECHNICAL_CONFIG_FILE]:
-    '{"partner_endpoint": "https://partner.test", "partner_api_version": "v1", "max_operations_per_request": 10000}',
+    '{"partner_endpoint": "https://partner.test", "partner_api_version": "v1", "max_operations_per_request": 10000, "max_body_bytes_per_request": 5242880}',
   [CREDENTIALS_FILE]: '{"client_id": "...", "client_secret": "...", "refresh_token": "..."}',
 };
 
@@ -152,7 +153,16 @@ class PartnerAudienceFeed extends core.BatchedAudienceFeedConnectorBasePlugin {
     if (!Number.isInteger(maxOps) || maxOps < 1 || maxOps > MAX_OPERATIONS_PER_REQUEST) {
       throw invalid('max_operations_per_request', `must be an integer from 1 to ${MAX_OPERATIONS_PER_REQUEST}`);
     }
-    return { partnerEndpoint: endpoint.replace(/\/+$/, ''), partnerApiVersion: version, maxOperationsPerRequest: maxOps };
+    const maxBytes = file.max_body_bytes_per_request === undefined ? MAX_BODY_BYTES : file.max_body_bytes_per_request;
+    if (!Number.isInteger(maxBytes) || maxBytes < 1) {
+      throw invalid('max_body_bytes_per_request', 'must be a positive integer (bytes)');
+    }
+    return {
+      partnerEndpoint: endpoint.replace(/\/+$/, ''),
+      partnerApiVersion: version,
+      maxOperationsPerRequest: maxOps,
+      maxBodyBytesPerRequest: maxBytes,
+    };
   }
 
   async partnerCredentials() {
@@ -185,6 +195,7 @@ class PartnerAudienceFeed extends core.BatchedAudienceFeedConnectorBasePlugin {
       session,
       apiVersion: config.partnerApiVersion,
       maxOperations: config.maxOperationsPerRequest,
+      maxBodyBytes: config.maxBodyBytesPerRequest,
     });
   }
 

@@ -15,6 +15,7 @@ __all__ = [
     "LIFECYCLE",
     "NOT_READY",
     "OVERSIZED",
+    "OVERSIZED_BYTES",
     "PARTIAL",
     "RATE_LIMITED",
     "SESSION",
@@ -34,6 +35,7 @@ LIFECYCLE = "lifecycle"
 """A feed's whole life against the default partner (the core runs)."""
 INVALID_CONFIG = "invalid-config"
 OVERSIZED = "oversized"
+OVERSIZED_BYTES = "oversized-bytes"
 AUTH = "auth"
 CONNECTION_FAULTS = "connection-faults"
 STATEFUL = "stateful"

@@ -27,6 +27,7 @@ from harness.trace import FailureKind, Trace
 __all__ = ["CommandDriver"]
 
 _TAIL_LINES = 200
+_PORT_ATTEMPTS = 3
 _LINE_BYTES = 4096
 
 
@@ -61,7 +62,21 @@ class CommandDriver(_HttpDriver):
         """Where every line of output goes too (set by the platform): checked for secrets."""
 
     def start(self, env: PlatformEnv) -> None:
-        """Launch and wait for ``GET /v1/status`` 200; ``ConnectorStartError`` otherwise."""
+        """Launch and wait for ``GET /v1/status`` 200; ``ConnectorStartError`` otherwise.
+
+        A connector that exits because its port was taken meanwhile (another process bound
+        the free port first: its output says "address already in use") is launched again
+        on another port, up to ``_PORT_ATTEMPTS`` times."""
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            try:
+                self._start_once(env)
+                return
+            except ConnectorStartError as exc:
+                if attempt == _PORT_ATTEMPTS or not _port_taken(exc.output or str(exc)):
+                    raise
+                self._output.clear()
+
+    def _start_once(self, env: PlatformEnv) -> None:
         if self.process is not None:
             return
         self.port = free_port()
@@ -192,3 +207,9 @@ def _group_alive(pgid: int) -> bool:
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)
+
+
+def _port_taken(output: str) -> bool:
+    """Whether a connector's output says it could not bind its port."""
+    lowered = output.lower()
+    return "address already in use" in lowered or "eaddrinuse" in lowered

@@ -8,7 +8,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from harness.reference.partner_client import MAX_OPERATIONS_PER_REQUEST
+from harness.reference.partner_client import (
+    MAX_BODY_BYTES,
+    MAX_OPERATIONS_PER_REQUEST,
+)
 from harness.sdk import GatewayClient, GatewayError, GatewayNotFoundError
 
 __all__ = [
@@ -38,7 +41,8 @@ M = TypeVar("M", bound=BaseModel)
 
 _HINTS = {
     TECHNICAL_CONFIG_FILE: '{"partner_endpoint": "https://partner.test", '
-    '"partner_api_version": "v1", "max_operations_per_request": 10000}',
+    '"partner_api_version": "v1", "max_operations_per_request": 10000, '
+    '"max_body_bytes_per_request": 5242880}',
     CREDENTIALS_FILE: '{"client_id": "...", "client_secret": "...", "refresh_token": "..."}',
 }
 
@@ -53,7 +57,8 @@ class ConfigError(ValueError):
 
 
 class TechnicalConfig(BaseModel):
-    """``technical_config``: where the partner is and its per-request operation limit."""
+    """``technical_config``: where the partner is and its per-request limits (operations,
+    body bytes)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -62,6 +67,8 @@ class TechnicalConfig(BaseModel):
     max_operations_per_request: int = Field(
         default=MAX_OPERATIONS_PER_REQUEST, ge=1, le=MAX_OPERATIONS_PER_REQUEST
     )
+    max_body_bytes_per_request: int = Field(default=MAX_BODY_BYTES, ge=1)
+    """The partner's body limit; the client keeps its uploads within it, and within 5 MiB."""
 
     @field_validator("partner_endpoint")
     @classmethod

@@ -181,6 +181,7 @@ class ReferenceCore(AudienceFeedConnector[ReferenceContext]):
             session=session,
             api_version=config.partner_api_version,
             max_operations=config.max_operations_per_request,
+            max_body_bytes=config.max_body_bytes_per_request,
         )
 
     async def oauth_files(self) -> tuple[TechnicalConfig, PartnerCredentials]:

@@ -31,6 +31,8 @@ __all__ = [
 MAX_OPERATIONS_PER_REQUEST = 10_000
 MAX_IDENTIFIERS_PER_OPERATION = 10
 MAX_BODY_BYTES = 5 * 1024 * 1024
+MIN_BODY_BYTES = 4 * 1024
+"""The smallest body limit the client keeps to (an operation of 10 identifiers fits)."""
 """The partner's hard limits per members upload (operations, identifiers, body size)."""
 
 _TOKEN_MARGIN_SECONDS = 30.0
@@ -147,13 +149,14 @@ class PartnerClient:
         session: TokenSession | None = None,
         api_version: str = "v1",
         max_operations: int = MAX_OPERATIONS_PER_REQUEST,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.oauth = oauth
         self.session = session
         self.api_version = api_version.strip("/") or "v1"
         self.max_operations = max(1, min(max_operations, MAX_OPERATIONS_PER_REQUEST))
-        self.max_body_bytes = MAX_BODY_BYTES
+        self.max_body_bytes = max(MIN_BODY_BYTES, min(max_body_bytes, MAX_BODY_BYTES))
         self._http = http
         self._clock = clock
 

@@ -13,7 +13,13 @@ from fake_partner import Partner
 from harness.clauses.evidence import Evidence, RunRecord
 from harness.clauses.registry import Clause, Verdict, all_clauses
 from harness.clauses.runs import RUNS, execute_run
-from harness.clauses.runs.core import OVERSIZED_BATCH, PARTNER_OPERATION_LIMIT, RUN_SPECS
+from harness.clauses.runs.core import (
+    BYTE_LIMIT,
+    OVERSIZED_BATCH,
+    OVERSIZED_BYTES_USERS,
+    PARTNER_OPERATION_LIMIT,
+    RUN_SPECS,
+)
 from harness.drivers import ASGIApp, Message, Receive, Scope, Send
 from harness.reference import ReferenceConnector
 from harness.sdk import PluginSettings
@@ -46,11 +52,20 @@ def oversized() -> RunRecord:
     return execute_run(RUNS["oversized"], Target(), seed=SEEDS[0])
 
 
+@pytest.fixture(scope="module")
+def oversized_bytes() -> RunRecord:
+    """The oversized-bytes run, once (its users have the same shape whatever the seed)."""
+    return execute_run(RUNS["oversized-bytes"], Target(), seed=SEEDS[0])
+
+
 @pytest.fixture(scope="module", params=SEEDS, ids=[f"seed{s}" for s in SEEDS])
-def reference(request: pytest.FixtureRequest, oversized: RunRecord) -> Evidence:
+def reference(
+    request: pytest.FixtureRequest, oversized: RunRecord, oversized_bytes: RunRecord
+) -> Evidence:
     """The core runs against the reference connector: lifecycle and invalid-config per seed."""
     evidence = _run_all(Target(), request.param, ("lifecycle", "invalid-config"))
     evidence.runs["oversized"] = oversized
+    evidence.runs["oversized-bytes"] = oversized_bytes
     return evidence
 
 
@@ -60,7 +75,12 @@ def test_core_clauses_are_registered_in_order() -> None:
     assert ids[0] == "WIRE-SCHEMA"
     assert ids[-1] == "TROUBLESHOOT-AUDIENCE"
     assert all(c.runs and set(c.runs) <= set(RUNS) for c in CORE)
-    assert {r.name for r in RUN_SPECS} == {"lifecycle", "invalid-config", "oversized"}
+    assert {r.name for r in RUN_SPECS} == {
+        "lifecycle",
+        "invalid-config",
+        "oversized",
+        "oversized-bytes",
+    }
 
 
 REFERENCE_NOT_EXERCISED = frozenset({"WIRE-DELAY-HEADER"})
@@ -93,6 +113,13 @@ def test_runs_record_their_evidence(reference: Evidence) -> None:
         "unreadable-config",
     ]
     assert oversized.notes["largest_batch"] == OVERSIZED_BATCH > PARTNER_OPERATION_LIMIT
+    wide = reference["oversized-bytes"]
+    assert wide.aborted is None
+    assert wide.notes["largest_batch"] == OVERSIZED_BYTES_USERS < PARTNER_OPERATION_LIMIT
+    (batch_call,) = wide.trace.exchanges("platform->connector", "/v1/batch_update")
+    assert batch_call.request_size > BYTE_LIMIT, "the batch needs splitting by size"
+    uploads = wide.trace.exchanges("connector->partner", method="POST")
+    assert len([u for u in uploads if u.path.endswith("/members")]) >= 2
 
 
 # --------------------------------------------------------------------------- checks can fail

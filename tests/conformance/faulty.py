@@ -97,6 +97,7 @@ __all__ = [
     "ForeignStats",
     "ForgetsSegmentId",
     "HangsOnEmptyBody",
+    "IgnoresByteLimit",
     "IgnoresConfiguredLimit",
     "IgnoresRetryAfter",
     "InventsSuccess",
@@ -847,6 +848,17 @@ class NoSplitting(_TunedClient):
         "max_operations": sys.maxsize,
         "max_body_bytes": sys.maxsize,
     }
+
+
+class IgnoresByteLimit(_TunedClient):
+    """breaks: BATCH-LIMIT — batches are split at the operation limit and at 5 MiB, never
+    at the smaller body limit its ``technical_config`` names (``max_body_bytes_per_request``),
+    so a batch of users with many identifiers (under 10,000 operations, over the partner's
+    1 MiB) goes out in one request the partner refuses (413). Nothing else: the refused
+    items are reported as error, which a permanent refusal allows (CONVERGENCE).
+    """
+
+    limits: ClassVar[dict[str, int]] = {"max_body_bytes": 5 * 1024 * 1024}
 
 
 class IgnoresConfiguredLimit(_TunedClient):

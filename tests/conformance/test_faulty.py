@@ -56,6 +56,7 @@ PROOFS: tuple[tuple[str, type[object]], ...] = (
     ("BATCH-HONEST", faulty.LosesItemsSilently),
     ("BATCH-EMPTY", faulty.ErrorOnEmptyBatch),
     ("BATCH-LIMIT", faulty.NoSplitting),
+    ("BATCH-LIMIT", faulty.IgnoresByteLimit),
     ("CONVERGENCE", faulty.ObjectsOnlyBatchContent),
     ("CONVERGENCE", faulty.RemovesAsAdds),
     ("RETRY-NO-DUPLICATE-SUCCESS", faulty.DuplicatesItems),

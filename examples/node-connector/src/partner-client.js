@@ -6,6 +6,8 @@
 const MAX_OPERATIONS_PER_REQUEST = 10000;
 const MAX_IDENTIFIERS_PER_OPERATION = 10;
 const MAX_BODY_BYTES = 5 * 1024 * 1024;
+/** The smallest body limit kept to: an operation of 10 identifiers fits. */
+const MIN_BODY_BYTES = 4 * 1024;
 /** Per partner request: under the platform's 10 s per call, so the plugin still answers. */
 const REQUEST_TIMEOUT_MS = 8000;
 const TOKEN_MARGIN_SECONDS = 30;
@@ -64,13 +66,22 @@ class PartnerClient {
    * @param {TokenSession|null} options.session
    * @param {string} [options.apiVersion]
    * @param {number} [options.maxOperations]
+   * @param {number} [options.maxBodyBytes] the partner's body limit (kept within 5 MiB)
    */
-  constructor({ endpoint, oauth, session, apiVersion = 'v1', maxOperations = MAX_OPERATIONS_PER_REQUEST }) {
+  constructor({
+    endpoint,
+    oauth,
+    session,
+    apiVersion = 'v1',
+    maxOperations = MAX_OPERATIONS_PER_REQUEST,
+    maxBodyBytes = MAX_BODY_BYTES,
+  }) {
     this.endpoint = endpoint.replace(/\/+$/, '');
     this.oauth = oauth;
     this.session = session;
     this.apiVersion = apiVersion.replace(/^\/+|\/+$/g, '') || 'v1';
     this.maxOperations = Math.max(1, Math.min(maxOperations, MAX_OPERATIONS_PER_REQUEST));
+    this.maxBodyBytes = Math.max(MIN_BODY_BYTES, Math.min(maxBodyBytes, MAX_BODY_BYTES));
   }
 
   // ---------------------------------------------------------------- OAuth
@@ -134,7 +145,7 @@ class PartnerClient {
     const result = { total: operations.length, sent: 0, rejected: new Map(), failure: null };
     const encoded = operations.map((op) => JSON.stringify(op));
     const path = `/segments/${seg(segmentId)}/members`;
-    for (const [start, stop] of chunks(encoded, this.maxOperations)) {
+    for (const [start, stop] of chunks(encoded, this.maxOperations, this.maxBodyBytes)) {
       const body = BODY_HEAD + encoded.slice(start, stop).join(',') + BODY_TAIL;
       let payload;
       try {
@@ -287,8 +298,8 @@ function seg(value) {
   return encodeURIComponent(value);
 }
 
-/** [start, stop) ranges of at most maxOperations operations within MAX_BODY_BYTES. */
-function* chunks(encoded, maxOperations) {
+/** [start, stop) ranges of at most maxOperations operations within maxBytes. */
+function* chunks(encoded, maxOperations, maxBytes = MAX_BODY_BYTES) {
   const overhead = Buffer.byteLength(BODY_HEAD) + Buffer.byteLength(BODY_TAIL);
   let start = 0;
   let size = overhead;
@@ -296,7 +307,7 @@ function* chunks(encoded, maxOperations) {
     const count = index - start;
     const itemSize = Buffer.byteLength(encoded[index]);
     let extra = itemSize + (count ? 1 : 0);
-    if (count && (count >= maxOperations || size + extra > MAX_BODY_BYTES)) {
+    if (count && (count >= maxOperations || size + extra > maxBytes)) {
       yield [start, index];
       start = index;
       size = overhead;

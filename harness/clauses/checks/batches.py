@@ -26,8 +26,7 @@ from harness.clauses.checks._shared import (
 )
 from harness.clauses.evidence import Evidence, RunRecord, not_implemented
 from harness.clauses.registry import Verdict, clause
-from harness.clauses.run_names import LIFECYCLE, OVERSIZED, SESSION
-from harness.clauses.runs.core import PARTNER_OPERATION_LIMIT
+from harness.clauses.run_names import LIFECYCLE, OVERSIZED, OVERSIZED_BYTES, SESSION
 from harness.clauses.view import view_of
 from harness.simulator import Feed, FeedStateError
 from harness.trace import Exchange
@@ -237,29 +236,43 @@ def check_batch_limit(evidence: Evidence) -> Verdict:
                     f"the partner refused an upload: {upload.status} {code}",
                     [upload.seq],
                 )
-    oversized = evidence.get(OVERSIZED)
-    feed = oversized.feeds.get("main") if oversized is not None else None
-    if oversized is not None and feed is not None and feed.batches:
-        _check_split(oversized, feed, findings)
+    for name in (OVERSIZED, OVERSIZED_BYTES):
+        made = evidence.get(name)
+        feed = made.feeds.get("main") if made is not None else None
+        if made is not None and feed is not None and feed.batches:
+            _check_split(made, feed, findings)
     if not findings and uploads_seen == 0:
         return Verdict.skipped("not exercised: no upload reached the partner")
     return findings.verdict(f"{uploads_seen} uploads within the partner's limits")
 
 
 def _check_split(record: RunRecord, feed: Feed, findings: _Findings) -> None:
-    """The oversized run's biggest batch reached the partner, split."""
+    """The run's biggest batch, which needs splitting (over the partner's operation limit,
+    or its body limit), reached the partner whole: at least one operation per item, in
+    requests within the limits (those the loop above judges)."""
+    limits = record.partner.effective_scenario.limits
     batch = max(feed.batches, key=lambda b: len(b.items))
     size = len(batch.items)
-    if size <= PARTNER_OPERATION_LIMIT:
+    view = view_of(record)
+    sent_bytes = max(
+        (
+            e.request_size
+            for e in view.calls
+            if e.path == "/v1/batch_update" and _batch_of(e) == batch.batch_id
+        ),
+        default=0,
+    )
+    if size <= limits.max_operations and sent_bytes <= limits.max_body_bytes:
         findings.add(
             record.name,
-            f"the largest batch had {size} items: the run needs one over "
-            f"{PARTNER_OPERATION_LIMIT} to verify splitting",
+            f"the largest batch had {size} items in {sent_bytes} bytes: the run needs one over "
+            f"{limits.max_operations} operations or {limits.max_body_bytes} bytes to verify "
+            "splitting",
         )
         return
     attempt = _final_attempt(batch)
     seq = attempt.exchange_seq if attempt is not None else None
-    exchange = view_of(record).exchange(seq) if seq is not None else None
+    exchange = view.exchange(seq) if seq is not None else None
     if attempt is None or exchange is None:
         last = batch.attempts[-1] if batch.attempts else None
         findings.add(
@@ -270,16 +283,23 @@ def _check_split(record: RunRecord, feed: Feed, findings: _Findings) -> None:
             [last.exchange_seq if last else None],
         )
         return
-    uploads = view_of(record).uploads(exchange)
+    uploads = view.uploads(exchange)
     sent = sum(_operation_count(u) or 0 for u in uploads)
     if sent < size:
         findings.add(
             record.name,
             f"the batch of {size} items was answered {attempt.status} after uploading {sent} "
             f"operations in {len(uploads)} request(s): expected every item split into "
-            f"requests of at most {PARTNER_OPERATION_LIMIT}",
+            f"requests of at most {limits.max_operations} operations and "
+            f"{limits.max_body_bytes} bytes",
             [exchange.seq],
         )
+
+
+def _batch_of(exchange: Exchange) -> str | None:
+    """The batch a ``batch_update`` call carried (the simulator tags it)."""
+    value = exchange.tags.get("batch_id")
+    return value if isinstance(value, str) else None
 
 
 _TRANSIENT_STATUSES = frozenset({401, 404, 408, 429})

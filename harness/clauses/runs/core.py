@@ -9,18 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fake_partner import PartnerError, PartnerUsageError, Scenario
+from fake_partner import Limits, PartnerError, PartnerUsageError, Scenario
 from harness.clauses.evidence import RunRecord, RunSpec
-from harness.clauses.run_names import INVALID_CONFIG, LIFECYCLE, OVERSIZED
+from harness.clauses.run_names import INVALID_CONFIG, LIFECYCLE, OVERSIZED, OVERSIZED_BYTES
 from harness.drivers import Answer
 from harness.generators import make_users
 from harness.simulator import Feed, StepOutcome
 from harness.users import SimUser
 
 __all__ = [
+    "BYTE_LIMIT",
     "EMPTY_BODY_ROUTES",
     "LIFECYCLE_USERS",
     "OVERSIZED_BATCH",
+    "OVERSIZED_BYTES_USERS",
     "PARTNER_OPERATION_LIMIT",
     "PROBE_TAG",
     "RUN_SPECS",
@@ -42,6 +44,12 @@ LIFECYCLE_USERS = 200
 PARTNER_OPERATION_LIMIT = 10_000
 OVERSIZED_BATCH = 10_200
 """Users (one eligible identifier each) flushed as one batch in the ``oversized`` run."""
+BYTE_LIMIT = 1024 * 1024
+"""The partner's body limit in the ``oversized-bytes`` run (its ``technical_config`` says so)."""
+OVERSIZED_BYTES_USERS = 1_400
+EMAILS_PER_USER = 10
+"""Users of the ``oversized-bytes`` run and their emails: one operation of 10 identifiers
+each, about 1.3 MB of upload in 1,400 operations (far under 10,000), over ``BYTE_LIMIT``."""
 _ACCOUNT = "acc-1"
 _PROCESSING_WAIT = 120.0
 """Virtual seconds waited before troubleshooting: past the partner's processing (30 s)."""
@@ -306,6 +314,30 @@ def oversized(record: RunRecord, seed: int) -> None:
     notes["flushed"] = [b.batch_id for b in batches]
 
 
+def oversized_bytes(record: RunRecord, seed: int) -> None:
+    """One batch under the operation limit but over the partner's body limit (1 MiB, in
+    ``technical_config``): 1,400 users with 10 emails each, one flush, ``batch_content``
+    items as JSON objects. Notes as the ``oversized`` run's."""
+    notes = record.notes
+    feed = record.platform.new_feed(partner_account_id=_ACCOUNT, identifying=("USER_EMAIL",))
+    record.feeds["main"] = feed
+    notes["creation"] = _step(feed.create())
+    notes["connection"] = _step(feed.connect())
+    users = [
+        SimUser(
+            user_point_id=f"ub-{seed}-{i}",
+            emails=tuple(f"wide.{seed}.{i}.{n}@example.com" for n in range(EMAILS_PER_USER)),
+        )
+        for i in range(OVERSIZED_BYTES_USERS)
+    ]
+    notes["users"] = len(users)
+    feed.upsert(users)
+    batches = feed.flush()
+    notes["batch_ids"] = [b.batch_id for b in feed.batches]
+    notes["largest_batch"] = max((len(b.items) for b in feed.batches), default=0)
+    notes["flushed"] = [b.batch_id for b in batches]
+
+
 RUN_SPECS: tuple[RunSpec, ...] = (
     RunSpec(
         LIFECYCLE,
@@ -332,6 +364,16 @@ RUN_SPECS: tuple[RunSpec, ...] = (
             "batch_content items sent as JSON strings"
         ),
         settings={"batch_flush_max_size": 10_500, "batch_content_as_json": True},
+    ),
+    RunSpec(
+        OVERSIZED_BYTES,
+        oversized_bytes,
+        scenario=Scenario(limits=Limits(max_body_bytes=BYTE_LIMIT)),
+        description=(
+            f"one batch of {OVERSIZED_BYTES_USERS} users with {EMAILS_PER_USER} emails each: "
+            "under 10,000 operations, over the partner's 1 MiB body limit"
+        ),
+        settings={"batch_flush_max_size": 2_000},
     ),
 )
 """The core runs, in the order ``runs.py`` lists them."""
