@@ -8,8 +8,10 @@ so the engine is tested apart from the real clauses; ``test_cli`` and
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import pytest
 from fake_partner import ScenarioError
 from harness.clauses import registry
 from harness.clauses.evidence import Evidence, RunRecord, RunSpec
+from harness.clauses.notes import RunNotes
 from harness.clauses.registry import UnknownClauseError, Verdict
 from harness.drivers import ConnectorLoadError, Receive, Scope, Send
 from harness.engine import _raise_if_never_answered
@@ -48,14 +51,23 @@ STUB_IDS = ("T-PASS", "T-FAIL", "T-RAISES", "T-ROUTE", "T-BATCH", "T-BROKEN-RUN"
 # --------------------------------------------------------------------------- the stub registry
 
 
+@dataclass
+class LifeNotes(RunNotes):
+    create_seq: int | None = None
+    profile: str | None = None
+    seed: int | None = None
+
+
 def _life(record: RunRecord, seed: int) -> None:
     """Create, connect, upsert a few users, flush; notes the creation seq and the profile."""
     feed = record.platform.new_feed()
     record.feeds["main"] = feed
     created = feed.create()
-    record.notes["create_seq"] = created.answers[0].exchange.seq  # type: ignore[union-attr]
-    record.notes["profile"] = current_profile()
-    record.notes["seed"] = seed
+    notes = record.notes
+    assert isinstance(notes, LifeNotes)
+    notes.create_seq = created.answers[0].exchange.seq  # type: ignore[union-attr]
+    notes.profile = current_profile()
+    notes.seed = seed
     credentials = record.partner.credentials
     SECRETS.extend([record.gateway.token, credentials.client_secret, credentials.refresh_token])
     feed.connect()
@@ -76,7 +88,7 @@ def _broken(record: RunRecord, seed: int) -> None:
 
 
 STUB_RUNS = (
-    RunSpec("life", _life, description="a short feed life"),
+    RunSpec("life", _life, description="a short feed life", notes=LifeNotes),
     RunSpec("probe", _probe, description="one troubleshoot"),
     RunSpec("broken", _broken, description="a script that raises"),
 )
@@ -96,11 +108,14 @@ def _register_stub_clauses() -> None:
     @clause("T-FAIL", "always fails, naming the creation", group="wire", runs=("life",))
     def _fail(evidence: Evidence) -> Verdict:
         record = evidence["life"]
-        return Verdict.failed("made to fail", seqs=[record.notes["create_seq"]], run="life")
+        assert isinstance(record.notes, LifeNotes)
+        seqs = [record.notes.create_seq or 0]
+        return Verdict.failed("made to fail", seqs=seqs, run="life")
 
     @clause("T-RAISES", "a check with a bug", group="wire", runs=("life",))
     def _raises(evidence: Evidence) -> Verdict:
-        return Verdict.passed(evidence["life"].notes["no such note"])
+        missing: dict[str, str] = {}
+        return Verdict.passed(missing["no such note"])
 
     @clause(
         "T-ROUTE", "troubleshoot answers", group="wire", routes=("troubleshoot",), runs=("probe",)
@@ -132,7 +147,7 @@ def install_stub_registry(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             executed.append(spec.name)
             spec.script(record, seed)
 
-        return RunSpec(spec.name, script, spec.scenario, spec.description, spec.settings)
+        return dataclasses.replace(spec, script=script)
 
     monkeypatch.setattr(runs, "RUNS", {spec.name: counted(spec) for spec in STUB_RUNS})
     monkeypatch.setattr(registry, "_REGISTRY", {})

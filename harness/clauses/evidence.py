@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from harness.clauses.notes import RunNotes
+
 if TYPE_CHECKING:
     from fake_partner import Partner, Scenario
     from harness.gateway import Gateway
@@ -24,16 +26,16 @@ if TYPE_CHECKING:
 class RunRecord:
     """One conformance run's evidence.
 
-    ``notes`` holds what the run itself observed and checks need (named in each run's
-    docstring in ``runs.py``); ``aborted`` says why a run stopped early (the connector
-    stopped answering, a step could not proceed) — checks that need the missing part
+    ``notes`` holds what the run itself observed and checks need (each run's own
+    :mod:`~harness.clauses.notes` dataclass); ``aborted`` says why a run stopped early
+    (the connector stopped answering, a step could not proceed) — checks that need the missing part
     report it rather than pass.
     """
 
     name: str
     platform: Platform
     feeds: dict[str, Feed] = field(default_factory=dict)
-    notes: dict[str, Any] = field(default_factory=dict)
+    notes: RunNotes = field(default_factory=RunNotes)
     aborted: str | None = None
     first_seq: int = 0
     """Exchanges before this trace sequence number belong to an earlier scope (a stateful
@@ -106,6 +108,8 @@ class RunSpec:
     scenario: str | Scenario | None = None
     description: str = ""
     settings: Mapping[str, Any] = field(default_factory=dict)
+    notes: type[RunNotes] = RunNotes
+    """The dataclass of the run's notes (a fresh one per execution)."""
 
 
 def not_implemented(exchange: Exchange) -> bool:

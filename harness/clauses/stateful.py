@@ -11,7 +11,7 @@ import textwrap
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import hypothesis
 from hypothesis import HealthCheck, Phase
@@ -37,6 +37,7 @@ from fake_partner.faults import (
 )
 from fake_partner.scenario import Scenario
 from harness.clauses.evidence import Evidence, RunRecord, RunSpec
+from harness.clauses.notes import StatefulNotes
 from harness.clauses.registry import Verdict, clause, get_clause
 from harness.clauses.run_names import STATEFUL
 from harness.strategies import EMAIL_STYLES, SEEDS, sim_users, twin
@@ -427,7 +428,7 @@ def shrink_budget(seconds: float) -> Iterator[None]:
 
 @dataclass
 class StatefulOutcome:
-    """How the exploration went; :meth:`to_notes` is what the run records."""
+    """How the exploration went (the run's :class:`StatefulNotes`)."""
 
     passed: bool
     seed: int
@@ -442,23 +443,6 @@ class StatefulOutcome:
     feed: Feed | None = None
     lives: int = 0
     abandoned: list[str] = field(default_factory=list)
-
-    def to_notes(self) -> dict[str, Any]:
-        """Plain data for ``record.notes["stateful"]``."""
-        return {
-            "passed": self.passed,
-            "seed": self.seed,
-            "examples": self.examples,
-            "max_examples": self.max_examples,
-            "steps": self.steps,
-            "seconds": round(self.seconds, 3),
-            "invariant": self.invariant,
-            "detail": self.detail,
-            "program": list(self.program),
-            "seqs": list(self.seqs),
-            "lives": self.lives,
-            "abandoned": self.abandoned[:3],
-        }
 
 
 def _program(exc: BaseException, reported: list[str]) -> list[str]:
@@ -538,7 +522,8 @@ def explore(
 def run_stateful(record: RunRecord, seed: int) -> None:
     """The ``stateful`` run: explore the machine on the run's platform (notes: ``stateful``)."""
     outcome = explore(record.platform, seed=seed)
-    record.notes[STATEFUL] = outcome.to_notes()
+    assert isinstance(record.notes, StatefulNotes)
+    record.notes.outcome = outcome
     if outcome.feed is not None:
         record.feeds[STATEFUL] = outcome.feed
 
@@ -552,6 +537,7 @@ RUN_SPECS = (
             "transient partner faults and reconnections, checked after every step"
         ),
         settings={"batch_flush_max_size": BATCH_FLUSH_MAX_SIZE},
+        notes=StatefulNotes,
     ),
 )
 
@@ -564,26 +550,27 @@ def check_stateful_lifecycle(evidence: Evidence) -> Verdict:
         return Verdict.failed(f"the {STATEFUL!r} run did not execute", run=STATEFUL)
     if record.aborted:
         return Verdict.failed(f"the {STATEFUL!r} run stopped early: {record.aborted}", run=STATEFUL)
-    notes = record.notes.get(STATEFUL)
-    if not isinstance(notes, dict):
+    notes = record.notes
+    outcome = notes.outcome if isinstance(notes, StatefulNotes) else None
+    if outcome is None:
         return Verdict.failed(f"the {STATEFUL!r} run recorded no result", run=STATEFUL)
-    if notes.get("passed") and not notes.get("lives"):
-        why = "; ".join(notes.get("abandoned") or ()) or "no example started a feed"
+    if outcome.passed and not outcome.lives:
+        why = "; ".join(outcome.abandoned[:3]) or "no example started a feed"
         return Verdict.skipped(f"not exercised: no random feed life got going ({why})")
-    if notes.get("passed"):
+    if outcome.passed:
         return Verdict.passed(
-            f"{notes.get('examples')} random feed lives of up to {notes.get('steps')} steps "
-            f"(seed {notes.get('seed')}) kept every invariant",
+            f"{outcome.examples} random feed lives of up to {outcome.steps} steps "
+            f"(seed {outcome.seed}) kept every invariant",
             run=STATEFUL,
         )
-    return Verdict.failed(_broken_message(notes), seqs=notes.get("seqs") or (), run=STATEFUL)
+    return Verdict.failed(_broken_message(outcome), seqs=outcome.seqs, run=STATEFUL)
 
 
-def _broken_message(notes: dict[str, Any]) -> str:
-    program = notes.get("program") or []
+def _broken_message(outcome: StatefulOutcome) -> str:
+    program = outcome.program
     steps = textwrap.indent("\n".join(program) or "(hypothesis printed no steps)", "    ")
     return (
-        f"{notes.get('invariant')} broke under --seed {notes.get('seed')}: {notes.get('detail')}\n"
+        f"{outcome.invariant} broke under --seed {outcome.seed}: {outcome.detail}\n"
         f"  minimal failing program ({max(0, len(program) - 2)} step(s)):\n{steps}"
     )
 
@@ -593,8 +580,8 @@ def broken_in_random_lives(evidence: Evidence, clause_id: str) -> tuple[str, str
     (one of :data:`INVARIANTS`): the clause reports it under its own id, with the seed and
     the minimal failing program."""
     for record in evidence:
-        notes = record.notes.get(STATEFUL)
-        broke = isinstance(notes, dict) and not notes.get("passed")
-        if broke and isinstance(notes, dict) and notes.get("invariant") == clause_id:
-            return record.name, _broken_message(notes), list(notes.get("seqs") or ())
+        notes = record.notes
+        outcome = notes.outcome if isinstance(notes, StatefulNotes) else None
+        if outcome is not None and not outcome.passed and outcome.invariant == clause_id:
+            return record.name, _broken_message(outcome), list(outcome.seqs)
     return None

@@ -20,7 +20,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fake_partner import LedgerEntry
 from harness.trace import Exchange, Leg
@@ -104,10 +104,6 @@ class RunView:
     def name(self) -> str:
         return self.record.name
 
-    @property
-    def notes(self) -> dict[str, Any]:
-        return self.record.notes
-
     # ------------------------------------------------------------------ trace
 
     def exchange(self, seq: int | None) -> Exchange | None:
@@ -149,11 +145,6 @@ class RunView:
         """The platform call numbered ``seq`` (None for any other exchange or value)."""
         exchange = self._by_seq.get(seq) if isinstance(seq, int) else None
         return exchange if exchange is not None and exchange.leg == PLATFORM else None
-
-    def note(self, key: str) -> Exchange | None:
-        """The platform call a run's note ``{"seq": ...}`` names."""
-        value = self.record.notes.get(key)
-        return self.call(value.get("seq")) if isinstance(value, dict) else None
 
     # ------------------------------------------------------------------ ledger
 

@@ -24,6 +24,7 @@ from typing import Any
 from contracts.routes import route
 from fake_partner import LedgerEntry, LedgerOperation
 from harness.clauses.evidence import Evidence, RunRecord
+from harness.clauses.notes import RunNotes
 from harness.platform import Platform
 from harness.trace import Exchange
 
@@ -61,9 +62,13 @@ class Call:
 class RunBuilder:
     """One hand-built run: its record, trace, ledger and clock."""
 
-    def __init__(self, name: str = "hand-built", scenario: Any = None) -> None:
+    def __init__(
+        self, name: str = "hand-built", scenario: Any = None, notes: RunNotes | None = None
+    ) -> None:
         self.platform = Platform(scenario=scenario)
-        self.record = RunRecord(name, self.platform)
+        self.record = RunRecord(
+            name, self.platform, notes=notes if notes is not None else RunNotes()
+        )
         self._sequence = itertools.count(1)
         self._request_ids = itertools.count(1)
         self._values = itertools.count(1)

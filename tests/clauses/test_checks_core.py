@@ -11,6 +11,7 @@ import pytest
 
 from fake_partner import Partner
 from harness.clauses.evidence import Evidence, RunRecord
+from harness.clauses.notes import InvalidConfigNotes, LifecycleNotes, OversizedNotes
 from harness.clauses.registry import Clause, Verdict, all_clauses
 from harness.clauses.runs import RUNS, execute_run
 from harness.clauses.runs.core import (
@@ -100,22 +101,34 @@ def test_runs_record_their_evidence(reference: Evidence) -> None:
     oversized = reference["oversized"]
     assert [r.aborted for r in (lifecycle, invalid, oversized)] == [None, None, None]
     notes = lifecycle.notes
-    assert len(notes["empty_body_probes"]) == 10
-    assert notes["connection_probe"]["partner_status_before"] == "PROVISIONING"
-    assert notes["connection"]["attempts"] >= 2
-    conflict = notes["conflict"]
-    assert conflict["partner_segment_id"] == conflict["existing_segment_id"]
-    assert notes["transient_not_ready"]["held"]
-    assert notes["troubleshoot"]["snapshot"]["input_count"] > 0
-    assert [c["case"] for c in invalid.notes["cases"]] == [
+    assert isinstance(notes, LifecycleNotes)
+    assert notes.empty_body_probes is not None
+    assert len(notes.empty_body_probes) == 10
+    assert notes.connection_probe is not None
+    assert notes.connection_probe.partner_status_before == "PROVISIONING"
+    assert notes.connection is not None
+    assert notes.connection.attempts >= 2
+    conflict = notes.conflict
+    assert conflict is not None
+    assert conflict.creation is not None
+    assert conflict.creation.partner_segment_id == conflict.existing_segment_id
+    assert notes.transient_not_ready is not None
+    assert notes.transient_not_ready.held
+    assert notes.troubleshoot is not None
+    assert notes.troubleshoot.snapshot is not None
+    assert notes.troubleshoot.snapshot["input_count"]
+    assert isinstance(invalid.notes, InvalidConfigNotes)
+    assert [c.case for c in invalid.notes.cases] == [
         "missing-account",
         "no-identifying",
         "unreadable-config",
     ]
-    assert oversized.notes["largest_batch"] == OVERSIZED_BATCH > PARTNER_OPERATION_LIMIT
+    assert isinstance(oversized.notes, OversizedNotes)
+    assert oversized.notes.largest_batch == OVERSIZED_BATCH > PARTNER_OPERATION_LIMIT
     wide = reference["oversized-bytes"]
     assert wide.aborted is None
-    assert wide.notes["largest_batch"] == OVERSIZED_BYTES_USERS < PARTNER_OPERATION_LIMIT
+    assert isinstance(wide.notes, OversizedNotes)
+    assert wide.notes.largest_batch == OVERSIZED_BYTES_USERS < PARTNER_OPERATION_LIMIT
     (batch_call,) = wide.trace.exchanges("platform->connector", "/v1/batch_update")
     assert batch_call.request_size > BYTE_LIMIT, "the batch needs splitting by size"
     uploads = wide.trace.exchanges("connector->partner", method="POST")

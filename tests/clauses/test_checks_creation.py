@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.clauses import get_clause
+from harness.clauses.notes import Creation, LifecycleNotes, Step
 from harness.clauses.run_names import LIFECYCLE
 from tests.clauses.builder import RunBuilder, evidence
 
@@ -11,17 +12,13 @@ SEGMENTS = "/v1/accounts/acc-1/segments"
 
 def _lifecycle_ok() -> RunBuilder:
     """A lifecycle run whose noted creation went well (one new segment)."""
-    run = RunBuilder(LIFECYCLE)
+    notes = LifecycleNotes()
+    run = RunBuilder(LIFECYCLE, notes=notes)
     with run.call("external_segment_creation", {"feed_id": "f1"}) as call:
         run.partner("POST", SEGMENTS, status=201, body={"id": "seg-1"})
         call.answer(200, {"status": "ok", "data": {"partner_segment_id": "seg-1"}})
-    run.record.notes["creation"] = {
-        "ok": True,
-        "seqs": [call.seq],
-        "summary": "200 ok",
-        "segments_before": [],
-        "segments_after": ["seg-1"],
-    }
+    step = Step(ok=True, seqs=(call.seq,), summary="200 ok")
+    notes.creation = Creation(step, (), ("seg-1",), "seg-1")
     return run
 
 

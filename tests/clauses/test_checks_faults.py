@@ -21,6 +21,15 @@ from contracts.plugin_api import (
 )
 from harness.clauses import Verdict, get_clause
 from harness.clauses.evidence import Evidence
+from harness.clauses.notes import (
+    Answered,
+    AuthNotes,
+    ConnectionFaultsNotes,
+    InvalidGrantNotes,
+    PartnerSummary,
+    PresetNotes,
+    TamperedState,
+)
 from harness.clauses.run_names import (
     AUTH,
     CONNECTION_FAULTS,
@@ -93,32 +102,42 @@ def test_the_runs_are_registered_and_make_their_faults_fire(
         assert RUNS[spec.name] is spec
         record = reference_evidence[spec.name]
         assert record.aborted is None, (spec.name, record.aborted)
-    partner = {
-        name: reference_evidence[name].notes["partner"]
-        for name in reference_evidence.runs
-        if name.startswith("preset:")
-    }
-    assert partner[TOKEN_EXPIRY]["answers_401"] >= 1
-    assert all(partner[name]["answers_429"] == 3 for name in RATE_LIMITED)
-    assert all(partner[name]["answers_5xx"] + partner[name]["dropped"] for name in TRANSIENT)
-    assert partner["preset:mixed-invalid-items"]["operations_rejected"] > 0
-    assert partner[INVALID_GRANT]["invalid_grant"] >= 1
-    assert reference_evidence["preset:not-ready-for-3-polls"].notes["connection"]["attempts"] == 4
-    assert reference_evidence[AUTH].notes["skipped"] == {}
-    assert reference_evidence[AUTH].notes["state_format"] == "fernet"
+    partner: dict[str, PartnerSummary] = {}
+    for name, record in reference_evidence.runs.items():
+        notes = record.notes
+        if name.startswith("preset:"):
+            assert isinstance(notes, PresetNotes | InvalidGrantNotes), name
+            assert notes.partner is not None, name
+            partner[name] = notes.partner
+    assert partner[TOKEN_EXPIRY].answers_401 >= 1
+    assert all(partner[name].answers_429 == 3 for name in RATE_LIMITED)
+    assert all(partner[name].answers_5xx + partner[name].dropped for name in TRANSIENT)
+    assert partner["preset:mixed-invalid-items"].operations_rejected > 0
+    assert partner[INVALID_GRANT].invalid_grant >= 1
+    not_ready = reference_evidence["preset:not-ready-for-3-polls"].notes
+    assert isinstance(not_ready, PresetNotes)
+    assert not_ready.connection is not None
+    assert not_ready.connection.attempts == 4
+    auth = reference_evidence[AUTH].notes
+    assert isinstance(auth, AuthNotes)
+    assert auth.skipped == {}
+    assert auth.state_format == "fernet"
     # connection meets a 429 with and without Retry-After, a 503 and a drop, then is ready
-    faults = reference_evidence[CONNECTION_FAULTS]
-    assert faults.notes["connection"]["attempts"] == 5
-    assert (faults.notes["partner"]["answers_429"], faults.notes["partner"]["answers_5xx"]) == (
-        2,
-        1,
-    )
-    assert faults.notes["partner"]["dropped"] == 1
+    faults = reference_evidence[CONNECTION_FAULTS].notes
+    assert isinstance(faults, ConnectionFaultsNotes)
+    assert faults.connection is not None
+    assert faults.partner is not None
+    assert faults.connection.attempts == 5
+    assert (faults.partner.answers_429, faults.partner.answers_5xx) == (2, 1)
+    assert faults.partner.dropped == 1
     # the mixed-invalid-items batches of 20 go out in two uploads each
     split = reference_evidence[PARTIAL]
     sizes = [len(e.operations) for e in split.partner.ledger.uploads()]
     assert max(sizes) == SPLIT_OPERATIONS
-    assert split.notes["partner"]["uploads"] > split.notes["feed"]["batches"]
+    assert isinstance(split.notes, PresetNotes)
+    assert split.notes.partner is not None
+    assert split.notes.feed is not None
+    assert split.notes.partner.uploads > split.notes.feed.batches
 
 
 def test_every_clause_declares_its_runs() -> None:
@@ -631,25 +650,30 @@ def test_partial_failure_not_exercised_without_rejections() -> None:
 # AUTH-STATE-TAMPER
 
 
-def _tamper_note(run: RunBuilder, answer: str, *, code_used: bool = False) -> dict[str, Any]:
+def _tamper_note(run: RunBuilder, answer: str, *, code_used: bool = False) -> TamperedState:
     with run.call("authentication", {"user_id": USER_ID}) as call:
         call.answer(200 if answer == "ok" else 500, {"status": answer})
     with run.call("authentication_status", {"user_id": USER_ID}) as status:
         status.answer(200, {"status": "authenticated" if code_used else "not_authenticated"})
-    return {
-        "answer": {"seq": call.seq},
-        "code_used_before": False,
-        "code_used": code_used,
-        "status_after": {"seq": status.seq},
-    }
+    return TamperedState(
+        answer=Answered(seq=call.seq),
+        code_used_before=False,
+        code_used=code_used,
+        status_after=Answered(seq=status.seq),
+    )
+
+
+def _auth_builder() -> tuple[RunBuilder, AuthNotes]:
+    notes = AuthNotes()
+    return RunBuilder(AUTH, notes=notes), notes
 
 
 @pytest.mark.parametrize("accepted", [key for key, _, _ in TAMPERED_STATES])
 def test_each_tampered_state_must_be_refused(accepted: str) -> None:
-    run = RunBuilder(AUTH)
+    run, notes = _auth_builder()
     for key, _, _ in TAMPERED_STATES:
         ok = key == accepted
-        run.record.notes[key] = _tamper_note(run, "ok" if ok else "error", code_used=ok)
+        notes.tampered[key] = _tamper_note(run, "ok" if ok else "error", code_used=ok)
     verdict = _check("AUTH-STATE-TAMPER", run)
     assert verdict.outcome == "failed"
     [what] = [what for key, what, _ in TAMPERED_STATES if key == accepted]
@@ -658,13 +682,13 @@ def test_each_tampered_state_must_be_refused(accepted: str) -> None:
 
 
 def test_an_opaque_state_skips_the_format_aware_tampering_only() -> None:
-    run = RunBuilder(AUTH)
+    run, notes = _auth_builder()
     for key, _, needs_format in TAMPERED_STATES:
-        run.record.notes[key] = (
-            {"not_applicable": "opaque"} if needs_format else _tamper_note(run, "error")
+        notes.tampered[key] = (
+            TamperedState(not_applicable="opaque") if needs_format else _tamper_note(run, "error")
         )
     assert _check("AUTH-STATE-TAMPER", run).outcome == "passed"
-    del run.record.notes["tamper_forged"]
+    del notes.tampered["tamper_forged"]
     assert "a forged state: not played" in _check("AUTH-STATE-TAMPER", run).message
 
 

@@ -17,6 +17,7 @@ from contracts.plugin_api import (
     UserSegmentUpdateResponse,
 )
 from harness.clauses.evidence import Evidence, RunRecord
+from harness.clauses.notes import StatefulNotes
 from harness.clauses.registry import get_clause
 from harness.clauses.run_names import STATEFUL
 from harness.clauses.stateful import (
@@ -123,12 +124,14 @@ def test_settings_replay_a_seed() -> None:
 
 def test_reference_connector_passes_through_the_run_and_the_check() -> None:
     with platform_for() as platform:
-        record = RunRecord(STATEFUL, platform)
+        record = RunRecord(STATEFUL, platform, notes=StatefulNotes())
         SPEC.script(record, 3)
-    notes = record.notes[STATEFUL]
-    assert notes["passed"], notes
-    assert notes["seed"] == 3
-    assert notes["examples"] >= notes["max_examples"] > 0
+    assert isinstance(record.notes, StatefulNotes)
+    outcome = record.notes.outcome
+    assert outcome is not None
+    assert outcome.passed, outcome
+    assert outcome.seed == 3
+    assert outcome.examples >= outcome.max_examples > 0
     assert record.feeds[STATEFUL] is platform.feeds[-1], "the last example's feed"
     assert sum(len(feed.batches) for feed in platform.feeds) > 10, "batches were exercised"
     assert any(len(b.attempts) > 1 for feed in platform.feeds for b in feed.batches), "retries"
@@ -163,8 +166,7 @@ def test_inflated_success_is_caught_and_shrunk() -> None:
     assert "then_flush=True" in program[0]
     assert outcome.seqs, "the failing batch answer's exchange"
 
-    record = RunRecord(STATEFUL, platform_for(InflatingConnector))
-    record.notes[STATEFUL] = outcome.to_notes()
+    record = RunRecord(STATEFUL, platform_for(InflatingConnector), notes=StatefulNotes(outcome))
     verdict = check_stateful_lifecycle(Evidence(runs={STATEFUL: record}, seed=0))
     assert verdict.outcome == "failed"
     assert verdict.message.startswith("BATCH-ACCOUNTING broke under --seed 0:")
@@ -185,10 +187,7 @@ def test_success_invented_on_a_partner_failure_is_caught() -> None:
     program = steps(outcome)
     assert 2 <= len(program) <= 15, outcome.program
     assert any(fault in step for step in program for fault in FAULT_STEPS), program
-    notes = outcome.to_notes()
-    assert notes["seed"] == 0
-    assert notes["program"] == outcome.program
-    assert notes["invariant"] == "BATCH-HONEST"
+    assert outcome.seed == 0
 
 
 def test_deletes_never_delivered_break_convergence() -> None:
@@ -229,7 +228,7 @@ def test_a_connection_error_under_a_transient_fault_fails_no_invariant() -> None
 
 def test_a_broken_invariant_is_reported_under_its_own_clause() -> None:
     with platform_for(InflatingConnector) as platform:
-        record = RunRecord(STATEFUL, platform)
+        record = RunRecord(STATEFUL, platform, notes=StatefulNotes())
         SPEC.script(record, 0)
     evidence = Evidence(runs={STATEFUL: record})
     verdict = get_clause("BATCH-ACCOUNTING").check(evidence)
@@ -244,17 +243,21 @@ def test_a_broken_invariant_is_reported_under_its_own_clause() -> None:
     ("record_notes", "aborted", "expected"),
     [
         (None, None, "recorded no result"),
-        ({"passed": True}, "ConnectorUnavailableError: gone", "stopped early"),
+        (True, "ConnectorUnavailableError: gone", "stopped early"),
     ],
 )
 def test_the_check_fails_without_a_usable_run(
-    record_notes: dict[str, Any] | None, aborted: str | None, expected: str
+    record_notes: bool | None, aborted: str | None, expected: str
 ) -> None:
     assert "did not execute" in check_stateful_lifecycle(Evidence()).message
     record = RunRecord(STATEFUL, platform_for())
     record.aborted = aborted
     if record_notes is not None:
-        record.notes[STATEFUL] = record_notes
+        record.notes = StatefulNotes(
+            StatefulOutcome(
+                passed=record_notes, seed=0, examples=1, max_examples=1, steps=1, seconds=0.0
+            )
+        )
     verdict = check_stateful_lifecycle(Evidence(runs={STATEFUL: record}))
     assert verdict.outcome == "failed"
     assert expected in verdict.message

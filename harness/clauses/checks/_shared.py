@@ -14,6 +14,7 @@ from contracts.routes import (
 )
 from harness.accounting import UpdateRecord
 from harness.clauses.evidence import Evidence, RunRecord
+from harness.clauses.notes import Answered, AuthNotes, notes_of
 from harness.clauses.registry import Verdict
 from harness.clauses.run_names import AUTH
 from harness.clauses.runs.core import PROBE_TAG
@@ -73,17 +74,6 @@ class _Findings:
             seqs=seqs,
             run=run,
         )
-
-
-def _note(evidence: Evidence, run: str, key: str) -> tuple[RunRecord | None, Any, str | None]:
-    """``(record, note)`` or a reason the note is missing (run absent, aborted, not reached)."""
-    record = evidence.get(run)
-    if record is None:
-        return None, None, f"run {run!r} was not executed: its evidence is missing"
-    if key not in record.notes:
-        why = f" ({record.aborted})" if record.aborted else ""
-        return record, None, f"run {run!r} did not reach the step that records {key!r}{why}"
-    return record, record.notes[key], None
 
 
 # --------------------------------------------------------------------------- trace helpers
@@ -271,13 +261,13 @@ def _judged(
 # ---------------------------------------------------------------------- authentication
 
 
-def _auth_run(evidence: Evidence) -> RunView | Verdict:
-    """The auth run, its premise; skipped when absent (the engine has already skipped a
-    clause whose routes the connector does not implement)."""
-    record = evidence.get(AUTH)
-    if record is None:
-        return Verdict.skipped(f"not exercised: run {AUTH} was not executed", run=AUTH)
-    return view_of(record)
+def _auth_run(evidence: Evidence) -> tuple[RunView, AuthNotes] | Verdict:
+    """The auth run and its notes, its premise; skipped when absent (the engine has already
+    skipped a clause whose routes the connector does not implement)."""
+    record, notes = notes_of(evidence, AUTH, AuthNotes)
+    if record is None or isinstance(notes, str):
+        return Verdict.skipped(f"not exercised: {notes}", run=AUTH)
+    return view_of(record), notes
 
 
 def _auth_passed(run: RunView, message: str) -> Verdict:
@@ -285,9 +275,13 @@ def _auth_passed(run: RunView, message: str) -> Verdict:
     return Verdict.passed(message + stopped, run=run.name)
 
 
-def _why_missing(run: RunView) -> str:
-    skipped = run.record.notes.get("skipped") or {}
-    reasons = [f"{k}: {v}" for k, v in skipped.items()]
+def _why_missing(run: RunView, notes: AuthNotes) -> str:
+    reasons = [f"{k}: {v}" for k, v in notes.skipped.items()]
     if run.record.aborted:
         reasons.append(f"run stopped: {run.record.aborted}")
     return "; ".join(reasons) or "the run did not reach it"
+
+
+def _call_of(run: RunView, answered: Answered | None) -> Exchange | None:
+    """The platform call a noted answer names."""
+    return run.call(answered.seq) if answered is not None else None

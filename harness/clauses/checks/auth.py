@@ -4,7 +4,6 @@ round trip from consent to logout.
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from harness.clauses.checks._shared import (
@@ -12,26 +11,30 @@ from harness.clauses.checks._shared import (
     _answer_status,
     _auth_passed,
     _auth_run,
+    _call_of,
     _Problems,
     _why_missing,
 )
 from harness.clauses.evidence import Evidence, not_implemented
+from harness.clauses.notes import Answered, AuthNotes
 from harness.clauses.registry import Verdict, clause
 from harness.clauses.run_names import AUTH
 from harness.clauses.runs.faults import TAMPERED_STATES
 from harness.clauses.view import RunView
-from harness.trace import Exchange
 
 
-def _by_seq(run: RunView, note: Any) -> Exchange | None:
-    return run.call(note.get("seq")) if isinstance(note, dict) else None
-
-
-def _expect(run: RunView, problems: _Problems, key: str, expected: str, what: str) -> bool:
-    """Add a problem unless the noted answer ``key`` has body status ``expected``."""
-    exchange = run.note(key)
+def _expect(
+    run: RunView,
+    notes: AuthNotes,
+    problems: _Problems,
+    answered: Answered | None,
+    expected: str,
+    what: str,
+) -> bool:
+    """Add a problem unless the noted answer has body status ``expected``."""
+    exchange = _call_of(run, answered)
     if exchange is None:
-        problems.add(f"{what}: not played ({_why_missing(run)})")
+        problems.add(f"{what}: not played ({_why_missing(run, notes)})")
         return False
     if _answer_status(exchange) != expected:
         problems.add(f"{what} answered {_answer(exchange)}, expected {expected}", [exchange.seq])
@@ -39,11 +42,11 @@ def _expect(run: RunView, problems: _Problems, key: str, expected: str, what: st
     return True
 
 
-def _login_url_problem(run: RunView, url: object, what: str) -> str | None:
+def _login_url_problem(run: RunView, notes: AuthNotes, url: str | None, what: str) -> str | None:
     """Why ``url`` is not the partner's ``/oauth/authorize`` with a ``state`` (None: it is)."""
-    if not isinstance(url, str) or not url:
+    if not url:
         return f"{what} carries no login_url"
-    partner = urlsplit(str(run.record.notes.get("partner_url") or run.record.platform.partner_url))
+    partner = urlsplit(notes.partner_url or run.record.platform.partner_url)
     target = urlsplit(url)
     if (target.scheme, target.netloc) != (partner.scheme, partner.netloc):
         return f"{what}: login_url {url[:120]!r} is not at the partner {partner.geturl()}"
@@ -54,8 +57,8 @@ def _login_url_problem(run: RunView, url: object, what: str) -> str | None:
     return None
 
 
-def _implemented(run: RunView, key: str) -> bool:
-    exchange = run.note(key)
+def _implemented(run: RunView, answered: Answered | None) -> bool:
+    exchange = _call_of(run, answered)
     return exchange is not None and not not_implemented(exchange)
 
 
@@ -72,35 +75,38 @@ def auth_status(evidence: Evidence) -> Verdict:
     """First status: not_authenticated, login_url at the partner's /oauth/authorize with a
     state; after an ok authentication: authenticated. When implemented: oauth_redirect_url's
     login_url likewise; test_authentication of a refused refresh token: invalid_credentials."""
-    run = _auth_run(evidence)
-    if isinstance(run, Verdict):
-        return run
-    notes = run.record.notes
+    found = _auth_run(evidence)
+    if isinstance(found, Verdict):
+        return found
+    run, notes = found
     problems = _Problems()
     verified = ["not_authenticated with a login_url"]
-    if _expect(run, problems, "status_initial", "not_authenticated", "the first status"):
-        first = run.note("status_initial")
+    first_what = "the first status"
+    if _expect(run, notes, problems, notes.status_initial, "not_authenticated", first_what):
+        first = _call_of(run, notes.status_initial)
         problem = _login_url_problem(
-            run, notes.get("login_url"), f"the first status {_answer(first)}"
+            run, notes, notes.login_url, f"the first status {_answer(first)}"
         )
         if problem:
             problems.add(problem, [first.seq if first else None])
-    note = run.note("authentication")
-    if note is not None and _answer_status(note) == "ok":
-        _expect(run, problems, "status_authenticated", "authenticated", "the status after login")
+    login = _call_of(run, notes.authentication)
+    if login is not None and _answer_status(login) == "ok":
+        after = "the status after login"
+        _expect(run, notes, problems, notes.status_authenticated, "authenticated", after)
         verified.append("authenticated after login")
-    if _implemented(run, "oauth_redirect_url"):
-        redirect = run.note("oauth_redirect_url")
+    if _implemented(run, notes.oauth_redirect_url):
+        redirect = _call_of(run, notes.oauth_redirect_url)
         where = f"oauth_redirect_url {_answer(redirect)}"
-        problem = _login_url_problem(run, notes.get("login_url_destination"), where)
+        problem = _login_url_problem(run, notes, notes.login_url_destination, where)
         if problem:
             problems.add(problem, [redirect.seq if redirect else None])
         verified.append("oauth_redirect_url")
-    if _implemented(run, "test_authentication_refused"):
+    if _implemented(run, notes.test_authentication_refused):
         _expect(
             run,
+            notes,
             problems,
-            "test_authentication_refused",
+            notes.test_authentication_refused,
             "invalid_credentials",
             "test_authentication of a refresh token the partner refuses",
         )
@@ -124,20 +130,20 @@ def auth_state_tamper(evidence: Evidence) -> Verdict:
     the partner); no gateway write in the call; the status afterwards is
     not_authenticated. The two format-aware ones are played when the run recognised the
     state's format (``state_format``)."""
-    run = _auth_run(evidence)
-    if isinstance(run, Verdict):
-        return run
-    notes = run.record.notes
+    found = _auth_run(evidence)
+    if isinstance(found, Verdict):
+        return found
+    run, notes = found
     problems = _Problems()
     played: list[str] = []
-    state_format = notes.get("state_format")
+    state_format = notes.state_format
     for key, what, needs_format in TAMPERED_STATES:
-        note = notes.get(key)
-        call = _by_seq(run, note.get("answer")) if isinstance(note, dict) else None
-        if not isinstance(note, dict) or call is None:
-            if needs_format and isinstance(note, dict) and note.get("not_applicable"):
+        note = notes.tampered.get(key)
+        call = _call_of(run, note.answer) if note is not None else None
+        if note is None or call is None:
+            if needs_format and note is not None and note.not_applicable:
                 continue  # an opaque state: no field to change, no format to re-encode
-            problems.add(f"/v1/authentication with {what}: not played ({_why_missing(run)})")
+            problems.add(f"/v1/authentication with {what}: not played ({_why_missing(run, notes)})")
             continue
         played.append(what)
         head = f"/v1/authentication with {what} {_answer(call)}"
@@ -148,7 +154,7 @@ def auth_state_tamper(evidence: Evidence) -> Verdict:
             for e in run.nested_entries(call)
             if e.path == "/oauth/token" and e.grant_type == "authorization_code"
         ]
-        used = note.get("code_used") and not note.get("code_used_before")
+        used = note.code_used and not note.code_used_before
         if grants or used:
             problems.add(
                 f"{head}: the connector exchanged the code at the partner ({len(grants)} "
@@ -166,7 +172,7 @@ def auth_state_tamper(evidence: Evidence) -> Verdict:
                 f"({', '.join(f'{e.method} {e.path}' for e in writes[:3])})",
                 [call.seq, *(e.seq for e in writes)],
             )
-        after = _by_seq(run, note.get("status_after"))
+        after = _call_of(run, note.status_after)
         if after is None or _answer_status(after) != "not_authenticated":
             problems.add(
                 f"{head}: the status afterwards answered {_answer(after)}, expected "
@@ -191,26 +197,27 @@ def auth_roundtrip(evidence: Evidence) -> Verdict:
     """authentication ok -> status authenticated -> logout ok -> status not_authenticated; and,
     when oauth_redirect_url and test_authentication are implemented, a feed destination's
     authentication ok -> test_authentication ok."""
-    run = _auth_run(evidence)
-    if isinstance(run, Verdict):
-        return run
+    found = _auth_run(evidence)
+    if isinstance(found, Verdict):
+        return found
+    run, notes = found
     problems = _Problems()
-    steps: list[tuple[str, str, str]] = [
-        ("authentication", "ok", "/v1/authentication with the consent's code and state"),
-        ("status_authenticated", "authenticated", "the status after authentication"),
-        ("logout", "ok", "/v1/logout"),
-        ("status_after_logout", "not_authenticated", "the status after logout"),
+    steps: list[tuple[Answered | None, str, str]] = [
+        (notes.authentication, "ok", "/v1/authentication with the consent's code and state"),
+        (notes.status_authenticated, "authenticated", "the status after authentication"),
+        (notes.logout, "ok", "/v1/logout"),
+        (notes.status_after_logout, "not_authenticated", "the status after logout"),
     ]
-    destination = _implemented(run, "oauth_redirect_url") and _implemented(
-        run, "test_authentication_valid"
+    destination = _implemented(run, notes.oauth_redirect_url) and _implemented(
+        run, notes.test_authentication_valid
     )
     if destination:
         steps += [
-            ("authentication_destination", "ok", "/v1/authentication of a feed destination"),
-            ("test_authentication_valid", "ok", "test_authentication of that destination"),
+            (notes.authentication_destination, "ok", "/v1/authentication of a feed destination"),
+            (notes.test_authentication_valid, "ok", "test_authentication of that destination"),
         ]
-    for key, expected, what in steps:
-        _expect(run, problems, key, expected, what)
+    for answered, expected, what in steps:
+        _expect(run, notes, problems, answered, expected, what)
     extra = "; a feed destination authenticated and tested" if destination else ""
     return problems.verdict(run.name) or _auth_passed(
         run, f"login, authenticated, logout, not_authenticated{extra}"

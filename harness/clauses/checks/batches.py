@@ -19,12 +19,12 @@ from harness.clauses.checks._shared import (
     _final_exchange,
     _Findings,
     _is_probe,
-    _note,
     _partner_code,
     _short,
     _status,
 )
 from harness.clauses.evidence import Evidence, RunRecord, not_implemented
+from harness.clauses.notes import LifecycleNotes, missing, notes_of
 from harness.clauses.registry import Verdict, clause
 from harness.clauses.run_names import LIFECYCLE, OVERSIZED, OVERSIZED_BYTES, SESSION
 from harness.clauses.view import view_of
@@ -198,8 +198,14 @@ def check_batch_empty(evidence: Evidence) -> Verdict:
                 [exchange.seq],
             )
     if checked == 0:
-        _, _, missing = _note(evidence, LIFECYCLE, "empty_batch")
-        findings.add(LIFECYCLE, f"no empty batch was answered: {missing or 'no answer'}")
+        lifecycle, notes = notes_of(evidence, LIFECYCLE, LifecycleNotes)
+        if lifecycle is None or isinstance(notes, str):
+            why = notes
+        elif notes.empty_batch is None:
+            why = missing(lifecycle, "empty_batch")
+        else:
+            why = "no answer"
+        findings.add(LIFECYCLE, f"no empty batch was answered: {why}")
     return findings.verdict(f"{checked} empty batches answered OK 0 0")
 
 
@@ -518,9 +524,13 @@ def _item_key(update: UpdateRecord | None, content: Any) -> tuple[int | None, st
 def check_delete_absent(evidence: Evidence) -> Verdict:
     """The DELETEs of users never added answer ok (or no_eligible_identifier), and their
     batch ends OK with no more errors than the partner rejected."""
-    record, indices, missing = _note(evidence, LIFECYCLE, "absent_deletes")
-    if missing is not None or record is None:
-        return Verdict.failed(f"no DELETE of an absent user was sent: {missing}", run=LIFECYCLE)
+    record, notes = notes_of(evidence, LIFECYCLE, LifecycleNotes)
+    if record is None or isinstance(notes, str):
+        return Verdict.failed(f"no DELETE of an absent user was sent: {notes}", run=LIFECYCLE)
+    indices = notes.absent_deletes
+    if indices is None:
+        why = missing(record, "absent_deletes")
+        return Verdict.failed(f"no DELETE of an absent user was sent: {why}", run=LIFECYCLE)
     feed = record.feeds["main"]
     findings = _Findings()
     index = view_of(record)
@@ -533,7 +543,7 @@ def check_delete_absent(evidence: Evidence) -> Verdict:
                 f"{update.http_status} {update.outcome!r}: expected ok",
                 [exchange.seq if exchange else None],
             )
-    batch_ids = set(record.notes.get("absent_delete_batches") or ())
+    batch_ids = set(notes.absent_delete_batches or ())
     for batch in (b for b in feed.batches if b.batch_id in batch_ids):
         attempt = _final_attempt(batch)
         if batch.outcome != "OK" or attempt is None:

@@ -5,7 +5,6 @@ configurations refused, connection polled until the segment is ready.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from harness.clauses.checks._shared import (
     _PARTNER,
@@ -19,7 +18,6 @@ from harness.clauses.checks._shared import (
     _Findings,
     _is_probe,
     _judged,
-    _note,
     _partner_code,
     _Problems,
     _recovered,
@@ -29,6 +27,7 @@ from harness.clauses.checks._shared import (
     _transient,
 )
 from harness.clauses.evidence import Evidence, RunRecord
+from harness.clauses.notes import InvalidConfigNotes, LifecycleNotes, missing, notes_of
 from harness.clauses.registry import Verdict, clause
 from harness.clauses.run_names import (
     CONNECTION_FAULTS,
@@ -43,11 +42,6 @@ _ACCOUNT_SEGMENTS = re.compile(r"/v1/accounts/([^/]+)/segments/?\Z")
 
 
 # --------------------------------------------------------------------------- creation
-
-
-def _new_segments(note: dict[str, Any]) -> list[str]:
-    before = set(note.get("segments_before") or ())
-    return [s for s in note.get("segments_after") or () if s not in before]
 
 
 @clause(
@@ -91,14 +85,18 @@ def check_create_ok(evidence: Evidence) -> Verdict:
                 )
     if findings:
         return findings.verdict("")
-    _, note, missing = _note(evidence, LIFECYCLE, "creation")
-    if missing is not None:
-        return Verdict.failed(f"no creation was recorded: {missing}", run=LIFECYCLE)
-    new = _new_segments(note)
-    seqs = note["seqs"]
-    if not note["ok"]:
+    record, notes = notes_of(evidence, LIFECYCLE, LifecycleNotes)
+    if record is None or isinstance(notes, str):
+        return Verdict.failed(f"no creation was recorded: {notes}", run=LIFECYCLE)
+    note = notes.creation
+    if note is None:
+        why = missing(record, "creation")
+        return Verdict.failed(f"no creation was recorded: {why}", run=LIFECYCLE)
+    new = note.new_segments
+    seqs = note.step.seqs
+    if not note.step.ok:
         return Verdict.failed(
-            f"creation of a valid feed failed: {note['summary']}: expected 200 ok",
+            f"creation of a valid feed failed: {note.step.summary}: expected 200 ok",
             seqs=seqs,
             run=LIFECYCLE,
         )
@@ -124,57 +122,61 @@ def check_create_idempotent(evidence: Evidence) -> Verdict:
     """Creation again: ok, no new segment, same id; a feed whose segment name the partner
     already has: ok, no new segment, the property names the existing segment."""
     findings = _Findings()
-    _, first, missing = _note(evidence, LIFECYCLE, "creation")
-    _, again, missing_again = _note(evidence, LIFECYCLE, "creation_retry")
-    _, conflict, missing_conflict = _note(evidence, LIFECYCLE, "conflict")
-    for reason in (missing, missing_again, missing_conflict):
-        if reason is not None:
-            findings.add(LIFECYCLE, f"evidence missing: {reason}")
+    record, notes = notes_of(evidence, LIFECYCLE, LifecycleNotes)
+    if record is None or isinstance(notes, str):
+        return Verdict.failed(f"evidence missing: {notes}", run=LIFECYCLE)
+    first, again, conflict = notes.creation, notes.creation_retry, notes.conflict
+    for name, note in (("creation", first), ("creation_retry", again), ("conflict", conflict)):
+        if note is None:
+            findings.add(LIFECYCLE, f"evidence missing: {missing(record, name)}")
     if again is not None and first is not None:
-        new = _new_segments(again)
-        if not again["ok"]:
+        new = again.new_segments
+        seqs = again.step.seqs
+        if not again.step.ok:
             findings.add(
                 LIFECYCLE,
-                f"creation repeated failed: {again['summary']}: expected ok, reusing the segment",
-                again["seqs"],
+                f"creation repeated failed: {again.step.summary}: expected ok, reusing the segment",
+                seqs,
             )
         if new:
             findings.add(
                 LIFECYCLE,
                 f"creation repeated created {len(new)} more partner segment(s) "
                 f"({', '.join(new)}): expected 0",
-                again["seqs"],
+                seqs,
             )
-        if again["partner_segment_id"] != first["partner_segment_id"]:
+        if again.partner_segment_id != first.partner_segment_id:
             findings.add(
                 LIFECYCLE,
                 f"creation repeated changed partner_segment_id from "
-                f"{first['partner_segment_id']!r} to {again['partner_segment_id']!r}",
-                again["seqs"],
+                f"{first.partner_segment_id!r} to {again.partner_segment_id!r}",
+                seqs,
             )
-    if conflict is not None and "error" not in conflict:
-        existing = conflict["existing_segment_id"]
-        new = _new_segments(conflict)
-        if not conflict["ok"]:
+    if conflict is not None and conflict.creation is not None:
+        existing = conflict.existing_segment_id
+        made = conflict.creation
+        new = made.new_segments
+        seqs = made.step.seqs
+        if not made.step.ok:
             findings.add(
                 LIFECYCLE,
                 f"creation of a feed whose segment name is taken (409, existing {existing}) "
-                f"failed: {conflict['summary']}: expected ok reusing {existing}",
-                conflict["seqs"],
+                f"failed: {made.step.summary}: expected ok reusing {existing}",
+                seqs,
             )
         if new:
             findings.add(
                 LIFECYCLE,
                 f"the name-conflict creation made {len(new)} new segment(s) ({', '.join(new)}): "
                 f"expected 0, reusing {existing}",
-                conflict["seqs"],
+                seqs,
             )
-        if conflict["partner_segment_id"] != existing:
+        if made.partner_segment_id != existing:
             findings.add(
                 LIFECYCLE,
-                f"after the 409, partner_segment_id is {conflict['partner_segment_id']!r}: "
+                f"after the 409, partner_segment_id is {made.partner_segment_id!r}: "
                 f"expected the existing segment {existing!r}",
-                conflict["seqs"],
+                seqs,
             )
     return findings.verdict("creation repeated and the 409 path reuse the one segment")
 
@@ -262,33 +264,35 @@ def _segments_named_in(record: RunRecord, exchange: Exchange) -> list[str]:
 def check_create_invalid_config(evidence: Evidence) -> Verdict:
     """Each invalid case: status ``error``, message with one of the case's words, no new
     partner segment."""
-    record, cases, missing = _note(evidence, INVALID_CONFIG, "cases")
-    if missing is not None:
-        return Verdict.failed(f"no invalid configuration was tried: {missing}", run=INVALID_CONFIG)
+    record, notes = notes_of(evidence, INVALID_CONFIG, InvalidConfigNotes)
+    if record is None or isinstance(notes, str):
+        return Verdict.failed(f"no invalid configuration was tried: {notes}", run=INVALID_CONFIG)
+    cases = notes.cases
     findings = _Findings()
-    if len(cases) < 3 and record is not None:
+    if len(cases) < 3:
         findings.add(
             INVALID_CONFIG,
             f"only {len(cases)} of 3 cases ran ({record.aborted or 'run incomplete'})",
         )
     for case in cases:
-        name, seqs = case["case"], case["seqs"]
-        message = case.get("message") or ""
-        if case["status"] != "error":
+        name, step = case.case, case.creation.step
+        seqs = step.seqs
+        message = step.message or ""
+        if step.status != "error":
             findings.add(
                 INVALID_CONFIG,
-                f"{name}: creation answered {case['http_status']} {case['status']!r}: expected "
+                f"{name}: creation answered {step.http_status} {step.status!r}: expected "
                 "status 'error'",
                 seqs,
             )
-        elif not any(word.lower() in message.lower() for word in case["expect"]):
+        elif not any(word.lower() in message.lower() for word in case.expect):
             findings.add(
                 INVALID_CONFIG,
                 f"{name}: the error message {message[:120]!r} does not name the problem "
-                f"(expected one of {case['expect']})",
+                f"(expected one of {list(case.expect)})",
                 seqs,
             )
-        new = _new_segments(case)
+        new = case.creation.new_segments
         if new:
             findings.add(
                 INVALID_CONFIG,
@@ -324,18 +328,24 @@ def check_connect_not_ready(evidence: Evidence) -> Verdict:
     connection whose last segment call got 404 SEGMENT_NOT_READY, answer 502 not ready."""
     findings = _Findings()
     checked = 0
-    _, probe, missing = _note(evidence, LIFECYCLE, "connection_probe")
-    if missing is not None:
-        findings.add(LIFECYCLE, f"no connection was tried: {missing}")
-    elif probe["partner_status_before"] == probe["partner_status_after"] == "PROVISIONING":
+    lifecycle, notes = notes_of(evidence, LIFECYCLE, LifecycleNotes)
+    probe = notes.connection_probe if not isinstance(notes, str) else None
+    if lifecycle is None or isinstance(notes, str):
+        findings.add(LIFECYCLE, f"no connection was tried: {notes}")
+    elif probe is None:
+        findings.add(
+            LIFECYCLE, f"no connection was tried: {missing(lifecycle, 'connection_probe')}"
+        )
+    elif probe.partner_status_before == probe.partner_status_after == "PROVISIONING":
         checked += 1
-        if (probe["http_status"], probe["status"]) != (502, "external_segment_not_ready_yet"):
+        answer = probe.answer
+        if (answer.http_status, answer.status) != (502, "external_segment_not_ready_yet"):
             findings.add(
                 LIFECYCLE,
-                f"connection while partner segment {probe['partner_segment_id']} was "
-                f"PROVISIONING answered {probe['http_status']} {probe['status']!r}: expected "
+                f"connection while partner segment {probe.partner_segment_id} was "
+                f"PROVISIONING answered {answer.http_status} {answer.status!r}: expected "
                 "502 external_segment_not_ready_yet",
-                [probe["seq"]],
+                [answer.seq],
             )
     for record in evidence:
         for exchange in _exchanges(record, _PLATFORM, "/v1/external_segment_connection"):
@@ -372,15 +382,18 @@ def check_connect_ready(evidence: Evidence) -> Verdict:
     """The lifecycle's polled connection ends ``ok``; any connection whose last segment
     call got a 2xx answers 200 ``ok``."""
     findings = _Findings()
-    _, note, missing = _note(evidence, LIFECYCLE, "connection")
-    if missing is not None:
-        findings.add(LIFECYCLE, f"no connection was polled: {missing}")
-    elif not note["ok"]:
+    lifecycle, notes = notes_of(evidence, LIFECYCLE, LifecycleNotes)
+    note = notes.connection if not isinstance(notes, str) else None
+    if lifecycle is None or isinstance(notes, str):
+        findings.add(LIFECYCLE, f"no connection was polled: {notes}")
+    elif note is None:
+        findings.add(LIFECYCLE, f"no connection was polled: {missing(lifecycle, 'connection')}")
+    elif not note.ok:
         findings.add(
             LIFECYCLE,
-            f"connection never answered ok: {note['summary']}: expected ok once the partner "
+            f"connection never answered ok: {note.summary}: expected ok once the partner "
             "segment is past provisioning",
-            note["seqs"][-3:],
+            note.seqs[-3:],
         )
     checked = 0
     for record in evidence:

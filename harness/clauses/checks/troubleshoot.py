@@ -15,15 +15,16 @@ from harness.clauses.checks._shared import (
     _auth_passed,
     _auth_run,
     _body,
+    _call_of,
     _Findings,
     _judged,
     _message,
-    _note,
     _Problems,
     _route,
     _why_missing,
 )
 from harness.clauses.evidence import Evidence, RunRecord, not_implemented
+from harness.clauses.notes import LifecycleNotes, missing, notes_of
 from harness.clauses.registry import Verdict, clause
 from harness.clauses.run_names import AUTH, LIFECYCLE
 from harness.clauses.runs.faults import ACCOUNT
@@ -48,49 +49,52 @@ _COUNT_KEYS = ("input_count", "matched_count", "match_rate", "audience_size")
 def check_troubleshoot_audience(evidence: Evidence) -> Verdict:
     """The last FETCH_DESTINATION_AUDIENCE answer: 200 ok, ``destination_audience`` counts
     and ``match_rate`` == the partner snapshot taken right after; unknown action: 400."""
-    record, note, missing = _note(evidence, LIFECYCLE, "troubleshoot")
-    if missing is not None or record is None:
-        return Verdict.failed(f"troubleshoot was not called: {missing}", run=LIFECYCLE)
+    record, notes = notes_of(evidence, LIFECYCLE, LifecycleNotes)
+    if record is None or isinstance(notes, str):
+        return Verdict.failed(f"troubleshoot was not called: {notes}", run=LIFECYCLE)
+    note = notes.troubleshoot
+    if note is None:
+        return Verdict.failed(
+            f"troubleshoot was not called: {missing(record, 'troubleshoot')}", run=LIFECYCLE
+        )
     findings = _Findings()
-    unknown = record.notes.get("troubleshoot_unknown")
-    if unknown is not None and (unknown["http_status"], unknown["status"]) != (
-        400,
-        "not_implemented",
-    ):
+    unknown = notes.troubleshoot_unknown
+    if unknown is not None and (unknown.http_status, unknown.status) != (400, "not_implemented"):
         findings.add(
             record.name,
-            f"the unknown action {unknown['action']} answered {unknown['http_status']} "
-            f"{unknown['status']!r}: expected 400 not_implemented",
-            [unknown["seq"]],
+            f"the unknown action {notes.unknown_action} answered {unknown.http_status} "
+            f"{unknown.status!r}: expected 400 not_implemented",
+            [unknown.seq],
         )
-    if note["status"] == "not_implemented":
+    answer = note.answer
+    if answer.status == "not_implemented":
         if findings:
             return findings.verdict("")
         return Verdict.skipped(
             "FETCH_DESTINATION_AUDIENCE answers not_implemented: troubleshoot not implemented",
             run=LIFECYCLE,
         )
-    exchange = view_of(record).exchange(note["seq"]) if note["seq"] is not None else None
+    exchange = view_of(record).exchange(answer.seq)
     body = _body(exchange) if exchange is not None else None
-    snapshot = note["snapshot"]
-    if (note["http_status"], note["status"]) != (200, "ok") or body is None:
+    snapshot = note.snapshot
+    if (answer.http_status, answer.status) != (200, "ok") or body is None:
         findings.add(
             record.name,
-            f"FETCH_DESTINATION_AUDIENCE answered {note['http_status']} {note['status']!r} "
-            f"after {len(note['attempts'])} attempt(s): expected 200 ok",
-            [note["seq"]],
+            f"FETCH_DESTINATION_AUDIENCE answered {answer.http_status} {answer.status!r} "
+            f"after {len(note.attempts)} attempt(s): expected 200 ok",
+            [answer.seq],
         )
-    elif snapshot is None:
+    elif snapshot is None or answer.seq is None:
         findings.add(record.name, "the feed has no partner segment to compare with")
     else:
-        _compare_audience(record, body, snapshot, note["seq"], findings)
+        _compare_audience(record, body, snapshot, answer.seq, findings)
     return findings.verdict("troubleshoot shows the partner's snapshot")
 
 
 def _compare_audience(
     record: RunRecord,
     body: dict[str, Any],
-    snapshot: dict[str, Any],
+    snapshot: dict[str, object],
     seq: int,
     findings: _Findings,
 ) -> None:
@@ -141,15 +145,17 @@ def dynamic_properties(evidence: Evidence) -> Verdict:
     """partner_account_id values == the accounts of the tokens the call used (partner state);
     with an account: partner_segment_id values == that account's partner segments; every
     label non-empty, values non-empty and unique per property."""
-    run = _auth_run(evidence)
-    if isinstance(run, Verdict):
-        return run
+    found = _auth_run(evidence)
+    if isinstance(found, Verdict):
+        return found
+    run, notes = found
     problems = _Problems()
-    for key, account in (("dynamic_without_account", None), ("dynamic_with_account", ACCOUNT)):
-        call = run.note(key)
+    asked = ((notes.dynamic_without_account, None), (notes.dynamic_with_account, ACCOUNT))
+    for answered, account in asked:
+        call = _call_of(run, answered)
         what = "without partner_account_id" if account is None else f"with {account}"
         if call is None:
-            problems.add(f"dynamic values {what}: not played ({_why_missing(run)})")
+            problems.add(f"dynamic values {what}: not played ({_why_missing(run, notes)})")
             continue
         for problem in _dynamic_problems(run, call, account):
             problems.add(f"dynamic values {what} {_answer(call)}: {problem}", [call.seq])

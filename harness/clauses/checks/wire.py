@@ -26,10 +26,10 @@ from harness.clauses.checks._shared import (
     _exchanges,
     _Findings,
     _is_probe,
-    _note,
     _status,
 )
 from harness.clauses.evidence import Evidence, RunRecord, not_implemented
+from harness.clauses.notes import LifecycleNotes, missing, notes_of
 from harness.clauses.registry import Verdict, clause
 from harness.clauses.run_names import AUTH, CORE, LIFECYCLE, RATE_LIMITED
 from harness.clauses.view import view_of
@@ -203,14 +203,18 @@ def check_wire_delay_header(evidence: Evidence) -> Verdict:
 def check_wire_empty_body(evidence: Evidence) -> Verdict:
     """Each empty-body probe (``b""`` and ``b"{}"`` on every POST feed route) answers a JSON
     error: 4xx/5xx and ``error`` or an error ``status``; an absent optional route is fine."""
-    record, probes, missing = _note(evidence, LIFECYCLE, "empty_body_probes")
-    if missing is not None or record is None:
-        return Verdict.failed(f"no empty-body probe was made: {missing}", run=LIFECYCLE)
+    record, notes = notes_of(evidence, LIFECYCLE, LifecycleNotes)
+    if record is None or isinstance(notes, str):
+        return Verdict.failed(f"no empty-body probe was made: {notes}", run=LIFECYCLE)
+    probes = notes.empty_body_probes
+    if probes is None:
+        why = missing(record, "empty_body_probes")
+        return Verdict.failed(f"no empty-body probe was made: {why}", run=LIFECYCLE)
     findings = _Findings()
     index = view_of(record)
     for probe in probes:
-        exchange = index.exchange(probe["seq"]) if probe["seq"] is not None else None
-        what = f"{probe['route']} with body {probe['body']!r}"
+        exchange = index.exchange(probe.answer.seq)
+        what = f"{probe.route} with body {probe.body!r}"
         if exchange is None:
             findings.add(record.name, f"{what}: no exchange recorded")
             continue

@@ -54,6 +54,7 @@ def execute_run(
     record = RunRecord(
         spec.name,
         platform,
+        notes=spec.notes(),
         user_scenario=spec.scenario is None and scenario is not None,
     )
     with platform:

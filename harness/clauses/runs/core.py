@@ -1,20 +1,32 @@
 """The core conformance runs: a feed's whole life, invalid configurations, an oversized batch.
 
 Each script drives ``record.platform`` and writes what the checks need into
-``record.notes`` (the keys are listed in each script's docstring); ``record.feeds`` names
+``record.notes`` (its own dataclass of :mod:`harness.clauses.notes`); ``record.feeds`` names
 the feeds it drove. Nothing sleeps: waiting is the virtual clock.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from fake_partner import Limits, PartnerError, PartnerUsageError, Scenario
 from harness.clauses.evidence import RunRecord, RunSpec
+from harness.clauses.notes import (
+    Answered,
+    ConflictNote,
+    ConnectionProbe,
+    Creation,
+    EmptyBatch,
+    EmptyBodyProbe,
+    InvalidConfigCase,
+    InvalidConfigNotes,
+    LifecycleNotes,
+    OversizedNotes,
+    Step,
+    TransientNotReady,
+    TroubleshootNote,
+)
 from harness.clauses.run_names import INVALID_CONFIG, LIFECYCLE, OVERSIZED, OVERSIZED_BYTES
-from harness.drivers import Answer
 from harness.generators import make_users
-from harness.simulator import Feed, StepOutcome
+from harness.simulator import Feed
 from harness.users import SimUser
 
 __all__ = [
@@ -55,34 +67,6 @@ _PROCESSING_WAIT = 120.0
 """Virtual seconds waited before troubleshooting: past the partner's processing (30 s)."""
 
 
-def _seqs(answers: tuple[Answer, ...] | list[Answer]) -> list[int]:
-    return [a.exchange.seq for a in answers if a.exchange is not None]
-
-
-def _step(outcome: StepOutcome) -> dict[str, Any]:
-    """A creation / connection outcome as plain data."""
-    return {
-        "ok": outcome.ok,
-        "status": outcome.status,
-        "http_status": outcome.http_status,
-        "message": outcome.message,
-        "attempts": outcome.attempts,
-        "seqs": _seqs(outcome.answers),
-        "summary": outcome.summary,
-    }
-
-
-def _answer(answer: Answer) -> dict[str, Any]:
-    """One answer as plain data (its trace seq, code, body status, message)."""
-    return {
-        "seq": answer.exchange.seq if answer.exchange is not None else None,
-        "http_status": answer.status,
-        "status": answer.body_status,
-        "failure": answer.failure,
-        "message": answer.message,
-    }
-
-
 def _segment_ids(record: RunRecord) -> list[str]:
     ids: list[str] = record.partner.segment_ids()
     return ids
@@ -103,25 +87,21 @@ def _partner_status(record: RunRecord, segment_id: str | None) -> str | None:
     return status if isinstance(status, str) else None
 
 
-def _create(record: RunRecord, feed: Feed) -> dict[str, Any]:
-    """Call creation once (with the run's retries) and note the partner's segments after."""
+def _create(record: RunRecord, feed: Feed) -> Creation:
+    """Call creation once (with the run's retries) and note the partner's segments around it."""
     before = _segment_ids(record)
-    note = _step(feed.create())
-    after = _segment_ids(record)
-    note["segments_before"] = before
-    note["segments_after"] = after
-    note["partner_segment_id"] = _property(record, feed)
-    return note
+    step = Step.of(feed.create())
+    return Creation(step, tuple(before), tuple(_segment_ids(record)), _property(record, feed))
 
 
-def _probe_empty_bodies(record: RunRecord, feed: Feed) -> list[dict[str, Any]]:
-    probes: list[dict[str, Any]] = []
+def _probe_empty_bodies(feed: Feed) -> list[EmptyBodyProbe]:
+    probes: list[EmptyBodyProbe] = []
     for name in EMPTY_BODY_ROUTES:
         for body in (b"", b"{}"):
             answer = feed.call(name, body)
             if answer.exchange is not None:
                 answer.exchange.tags[PROBE_TAG] = "empty-body"
-            probes.append({"route": name, "body": body.decode(), **_answer(answer)})
+            probes.append(EmptyBodyProbe(name, body.decode(), Answered.of(answer)))
     return probes
 
 
@@ -139,11 +119,11 @@ def _hold_provisioning(record: RunRecord, segment_id: str | None) -> bool:
     return record.partner.hold_provisioning(segment_id)
 
 
-def _troubleshoot(record: RunRecord, feed: Feed) -> dict[str, Any]:
+def _troubleshoot(record: RunRecord, feed: Feed) -> TroubleshootNote:
     """``FETCH_DESTINATION_AUDIENCE`` (asked again, up to 3 times, when it fails: a flaky
     partner) and the partner's snapshot of the segment right after the answer."""
-    attempts: list[dict[str, Any]] = []
-    snapshot: dict[str, Any] | None = None
+    attempts: list[Answered] = []
+    snapshot: dict[str, object] | None = None
     for _ in range(3):
         answer = feed.troubleshoot("FETCH_DESTINATION_AUDIENCE")
         segment_id = _property(record, feed)
@@ -151,98 +131,86 @@ def _troubleshoot(record: RunRecord, feed: Feed) -> dict[str, Any]:
             snapshot = record.partner.segment(segment_id) if segment_id else None
         except PartnerUsageError:
             snapshot = None
-        attempts.append(_answer(answer))
+        attempts.append(Answered.of(answer))
         if answer.status == 200 or answer.body_status == "not_implemented":
             break
-    return {**attempts[-1], "attempts": attempts, "snapshot": snapshot}
+    return TroubleshootNote(attempts[-1], tuple(attempts), snapshot)
 
 
 def lifecycle(record: RunRecord, seed: int) -> None:
     """A feed's whole life under the user's scenario.
 
-    Notes: ``empty_body_probes`` (route, body, seq, http_status, status per probe, made
-    before any creation); ``main_feed`` / ``conflict_feed`` (feed ids); ``creation`` and
-    ``creation_retry`` (ok, status, seqs, segments_before/after, partner_segment_id);
-    ``connection_probe`` (seq, answer, partner_status_before/after: one connection call
-    right after creation); ``conflict`` (existing_segment_id and the same creation fields,
-    for a feed whose segment name the partner already has: the 409 path; or ``error`` when
-    the scenario let the run not pre-create that segment);
-    ``connection`` (the polled connection outcome); ``initial_load``, ``live_upserts``,
-    ``live_deletes``, ``absent_deletes`` (update indices of the main feed);
-    ``absent_delete_batches`` (batch ids of the flush that held only absent deletes);
-    ``troubleshoot`` (seq, status, attempts, ``snapshot``: the partner segment right after
-    the answer); ``troubleshoot_unknown`` (seq, status, action); ``transient_not_ready``
-    (``held``: whether the partner was made to answer the next segment call 404
-    SEGMENT_NOT_READY, then the ``updates`` and ``batch_ids`` of the 5 users sent into it:
-    a RETRY with a delay, then OK); ``empty_batch`` (batch_id, seqs); ``partner_segment_id``
-    (the main feed's, at the end).
+    Notes (:class:`~harness.clauses.notes.LifecycleNotes`): the empty-body probes (made
+    before any creation), creation twice, a connection call right after creation with the
+    partner segment's status around it, a feed whose segment name the partner already has
+    (the 409 path), the polled connection, the update indices of the initial load, live
+    UPSERT/DELETE and DELETE of users never added (with their flush's batches),
+    troubleshoot and the partner's snapshot right after, an unknown troubleshoot action, 5
+    users sent while the partner answers the segment's next call 404 SEGMENT_NOT_READY (a
+    RETRY with a delay, then OK), an empty batch, the final ``partner_segment_id``.
     """
     notes = record.notes
+    assert isinstance(notes, LifecycleNotes)
     platform = record.platform
     main = platform.new_feed(partner_account_id=_ACCOUNT)
     record.feeds["main"] = main
-    notes["main_feed"] = main.feed_id
-    notes["empty_body_probes"] = _probe_empty_bodies(record, main)
+    notes.main_feed = main.feed_id
+    notes.empty_body_probes = _probe_empty_bodies(main)
 
-    notes["creation"] = _create(record, main)
-    notes["creation_retry"] = _create(record, main)
+    notes.creation = _create(record, main)
+    notes.creation_retry = _create(record, main)
 
     segment_id = _property(record, main)
     before = _partner_status(record, segment_id)
     probe = main.call("external_segment_connection")
-    notes["connection_probe"] = {
-        **_answer(probe),
-        "partner_segment_id": segment_id,
-        "partner_status_before": before,
-        "partner_status_after": _partner_status(record, segment_id),
-    }
+    notes.connection_probe = ConnectionProbe(
+        Answered.of(probe), segment_id, before, _partner_status(record, segment_id)
+    )
 
     conflict_name = f"feed-harness conflict {seed}"
     try:
         existing = _pre_create_segment(record, conflict_name)
     except (PartnerUsageError, PartnerError) as err:  # a scenario without acc-1 or a client
-        notes["conflict"] = {"error": f"could not pre-create the partner segment: {err}"}
+        notes.conflict = ConflictNote(error=f"could not pre-create the partner segment: {err}")
     else:
         conflict = platform.new_feed(partner_account_id=_ACCOUNT, segment_name=conflict_name)
         record.feeds["conflict"] = conflict
-        notes["conflict_feed"] = conflict.feed_id
-        notes["conflict"] = {"existing_segment_id": existing, **_create(record, conflict)}
+        notes.conflict_feed = conflict.feed_id
+        notes.conflict = ConflictNote(existing, _create(record, conflict))
 
-    if not (notes["creation"]["ok"] or notes["creation_retry"]["ok"]):
+    if not (notes.creation.step.ok or notes.creation_retry.step.ok):
         record.aborted = f"creation of feed {main.feed_id} failed: {main.failure}"
         return
-    notes["connection"] = _step(main.connect())
+    notes.connection = Step.of(main.connect())
 
     users = make_users(LIFECYCLE_USERS, seed=seed, shared_emails=0.05, devices_per_user=(0, 3))
-    notes["initial_load"] = [u.index for u in main.upsert(users)]
+    notes.initial_load = [u.index for u in main.upsert(users)]
     main.flush()
     newcomers = make_users(20, seed=seed + 10_000, devices_per_user=(0, 2))
     leaving = [u for u in users if u.eligible_partner_identifiers(main.identifying)][:20]
-    notes["live_upserts"] = [u.index for u in main.upsert(newcomers)]
-    notes["live_deletes"] = [u.index for u in main.delete(leaving)]
+    notes.live_upserts = [u.index for u in main.upsert(newcomers)]
+    notes.live_deletes = [u.index for u in main.delete(leaving)]
     main.flush()
     strangers = _never_added(seed)
-    notes["absent_deletes"] = [u.index for u in main.delete(strangers)]
-    notes["absent_delete_batches"] = [b.batch_id for b in main.flush()]
+    notes.absent_deletes = [u.index for u in main.delete(strangers)]
+    notes.absent_delete_batches = [b.batch_id for b in main.flush()]
 
     platform.clock.advance(_PROCESSING_WAIT)
-    notes["troubleshoot"] = _troubleshoot(record, main)
-    unknown = main.troubleshoot(UNKNOWN_ACTION)
-    notes["troubleshoot_unknown"] = {**_answer(unknown), "action": UNKNOWN_ACTION}
+    notes.troubleshoot = _troubleshoot(record, main)
+    notes.troubleshoot_unknown = Answered.of(main.troubleshoot(UNKNOWN_ACTION))
+    notes.unknown_action = UNKNOWN_ACTION
 
     held = _hold_provisioning(record, _property(record, main))
     late = main.upsert(make_users(5, seed=seed + 30_000, eligible_ratio=1.0))
-    notes["transient_not_ready"] = {
-        "held": held,
-        "updates": [u.index for u in late],
-        "batch_ids": [b.batch_id for b in main.flush()],
-    }
+    notes.transient_not_ready = TransientNotReady(
+        held, tuple(u.index for u in late), tuple(b.batch_id for b in main.flush())
+    )
     empty = main.batch_update_raw([])
-    notes["empty_batch"] = {
-        "batch_id": empty.batch_id,
-        "seqs": [a.exchange_seq for a in empty.attempts if a.exchange_seq is not None],
-    }
-    notes["partner_segment_id"] = _property(record, main)
+    notes.empty_batch = EmptyBatch(
+        empty.batch_id,
+        tuple(a.exchange_seq for a in empty.attempts if a.exchange_seq is not None),
+    )
+    notes.partner_segment_id = _property(record, main)
 
 
 def _never_added(seed: int) -> list[SimUser]:
@@ -254,19 +222,17 @@ def invalid_config(record: RunRecord, seed: int) -> None:
     """Creation of feeds that cannot work: no ``partner_account_id``, no identifying
     resource selected, then (after corrupting the ``technical_config`` file) a valid feed.
 
-    Notes: ``cases``: one per case, in that order, with ``case`` (``missing-account``,
-    ``no-identifying``, ``unreadable-config``), ``feed_id``, ``expect`` (words one of
-    which the message must contain), the creation fields (ok, status, http_status,
-    message, seqs) and the partner's ``segments_before`` / ``segments_after``.
+    Notes (:class:`~harness.clauses.notes.InvalidConfigNotes`): one case each, in that
+    order (``missing-account``, ``no-identifying``, ``unreadable-config``), with the words one
+    of which the message must contain, the creation and the partner's segments around it.
     """
     platform = record.platform
-    cases: list[dict[str, Any]] = []
-    record.notes["cases"] = cases
+    notes = record.notes
+    assert isinstance(notes, InvalidConfigNotes)
 
     def attempt(case: str, feed: Feed, expect: tuple[str, ...]) -> None:
         record.feeds[case] = feed
-        cases.append({"case": case, "feed_id": feed.feed_id, "expect": list(expect)})
-        cases[-1].update(_create(record, feed))
+        notes.cases.append(InvalidConfigCase(case, feed.feed_id, expect, _create(record, feed)))
 
     attempt(
         "missing-account",
@@ -290,15 +256,16 @@ def oversized(record: RunRecord, seed: int) -> None:
     """One batch over the partner's 10,000-operation limit (``batch_flush_max_size`` is
     raised above it): ~10,200 users with one eligible email each, one flush.
 
-    Notes: ``creation`` and ``connection`` outcomes, ``users`` (how many were sent),
-    ``batch_ids`` (every batch of the feed), ``flushed`` (those of the final flush) and
-    ``largest_batch`` (items in the biggest one).
+    Notes (:class:`~harness.clauses.notes.OversizedNotes`): creation and connection, how
+    many users were sent, every batch of the feed, those of the final flush, and the items
+    in the biggest one.
     """
     notes = record.notes
+    assert isinstance(notes, OversizedNotes)
     feed = record.platform.new_feed(partner_account_id=_ACCOUNT, identifying=("USER_EMAIL",))
     record.feeds["main"] = feed
-    notes["creation"] = _step(feed.create())
-    notes["connection"] = _step(feed.connect())
+    notes.creation = Step.of(feed.create())
+    notes.connection = Step.of(feed.connect())
     users = [
         SimUser(
             user_point_id=f"up-{seed}-{i}",
@@ -306,23 +273,24 @@ def oversized(record: RunRecord, seed: int) -> None:
         )
         for i in range(OVERSIZED_BATCH)
     ]
-    notes["users"] = len(users)
+    notes.users = len(users)
     feed.upsert(users)
     batches = feed.flush()
-    notes["batch_ids"] = [b.batch_id for b in feed.batches]
-    notes["largest_batch"] = max((len(b.items) for b in feed.batches), default=0)
-    notes["flushed"] = [b.batch_id for b in batches]
+    notes.batch_ids = [b.batch_id for b in feed.batches]
+    notes.largest_batch = max((len(b.items) for b in feed.batches), default=0)
+    notes.flushed = [b.batch_id for b in batches]
 
 
 def oversized_bytes(record: RunRecord, seed: int) -> None:
     """One batch under the operation limit but over the partner's body limit (1 MiB, in
     ``technical_config``): 1,400 users with 10 emails each, one flush, ``batch_content``
-    items as JSON objects. Notes as the ``oversized`` run's."""
+    items as JSON objects. Notes as the ``oversized`` run's (``OversizedNotes``)."""
     notes = record.notes
+    assert isinstance(notes, OversizedNotes)
     feed = record.platform.new_feed(partner_account_id=_ACCOUNT, identifying=("USER_EMAIL",))
     record.feeds["main"] = feed
-    notes["creation"] = _step(feed.create())
-    notes["connection"] = _step(feed.connect())
+    notes.creation = Step.of(feed.create())
+    notes.connection = Step.of(feed.connect())
     users = [
         SimUser(
             user_point_id=f"ub-{seed}-{i}",
@@ -330,12 +298,12 @@ def oversized_bytes(record: RunRecord, seed: int) -> None:
         )
         for i in range(OVERSIZED_BYTES_USERS)
     ]
-    notes["users"] = len(users)
+    notes.users = len(users)
     feed.upsert(users)
     batches = feed.flush()
-    notes["batch_ids"] = [b.batch_id for b in feed.batches]
-    notes["largest_batch"] = max((len(b.items) for b in feed.batches), default=0)
-    notes["flushed"] = [b.batch_id for b in batches]
+    notes.batch_ids = [b.batch_id for b in feed.batches]
+    notes.largest_batch = max((len(b.items) for b in feed.batches), default=0)
+    notes.flushed = [b.batch_id for b in batches]
 
 
 RUN_SPECS: tuple[RunSpec, ...] = (
@@ -348,11 +316,13 @@ RUN_SPECS: tuple[RunSpec, ...] = (
             "not-ready, empty batch"
         ),
         settings={"max_creation_attempts": 3},
+        notes=LifecycleNotes,
     ),
     RunSpec(
         INVALID_CONFIG,
         invalid_config,
         description="creation without partner_account_id, identifiers, or a readable config",
+        notes=InvalidConfigNotes,
     ),
     RunSpec(
         OVERSIZED,
@@ -364,6 +334,7 @@ RUN_SPECS: tuple[RunSpec, ...] = (
             "batch_content items sent as JSON strings"
         ),
         settings={"batch_flush_max_size": 10_500, "batch_content_as_json": True},
+        notes=OversizedNotes,
     ),
     RunSpec(
         OVERSIZED_BYTES,
@@ -374,6 +345,7 @@ RUN_SPECS: tuple[RunSpec, ...] = (
             "under 10,000 operations, over the partner's 1 MiB body limit"
         ),
         settings={"batch_flush_max_size": 2_000},
+        notes=OversizedNotes,
     ),
 )
 """The core runs, in the order ``runs.py`` lists them."""

@@ -3,7 +3,7 @@
 One run per partner preset that matters for the fault clauses (``preset:<name>``, the
 preset as its scenario), and ``auth``: the OAuth flows, played against the partner. Each
 script drives ``record.platform`` and writes what the checks need into ``record.notes``
-(the keys are listed in each script's docstring). Nothing sleeps: waiting is the clock.
+(its own dataclass of :mod:`harness.clauses.notes`). Nothing sleeps: waiting is the clock.
 """
 
 from __future__ import annotations
@@ -27,10 +27,22 @@ from contracts.gateway import string_property
 from fake_partner import LedgerEntry, Limits, Scenario
 from fake_partner.faults import DropEffect, ErrorEffect, FaultRule, Window
 from harness.clauses.evidence import RunRecord, RunSpec
+from harness.clauses.notes import (
+    Answered,
+    AuthNotes,
+    ConnectionFaultsNotes,
+    Consent,
+    FeedSummary,
+    InvalidGrantNotes,
+    PartnerSummary,
+    PresetNotes,
+    Step,
+    TamperedState,
+)
 from harness.clauses.run_names import AUTH, CONNECTION_FAULTS, INVALID_GRANT, preset_run
 from harness.drivers import Answer
 from harness.generators import make_users
-from harness.simulator import Feed, StepOutcome
+from harness.simulator import Feed
 from harness.users import SimUser
 
 __all__ = [
@@ -81,58 +93,24 @@ state's format recognised; an opaque state has no field to change nor format to 
 # ---------------------------------------------------------------------- summaries for notes
 
 
-def _answer(answer: Answer) -> dict[str, Any]:
-    """One connector answer, as notes keep it (the exchange ``seq`` leads to the rest)."""
-    return {
-        "seq": answer.exchange.seq if answer.exchange is not None else None,
-        "http": answer.status,
-        "status": answer.body_status,
-        "message": answer.message,
-        "failure": answer.failure,
-    }
-
-
-def _step(outcome: StepOutcome) -> dict[str, Any]:
-    return {
-        "ok": outcome.ok,
-        "status": outcome.status,
-        "http": outcome.http_status,
-        "attempts": outcome.attempts,
-        "message": outcome.message,
-        "seqs": [a.exchange.seq for a in outcome.answers if a.exchange is not None],
-    }
-
-
-def _partner_summary(record: RunRecord) -> dict[str, Any]:
+def _partner_summary(record: RunRecord) -> PartnerSummary:
     """What the partner's ledger saw: requests, uploads, grants and the faults' answers."""
     entries: tuple[LedgerEntry, ...] = record.partner.ledger.entries
     v1 = [e for e in entries if e.path.startswith("/v1/")]
     token = [e for e in entries if e.path == "/oauth/token"]
-    return {
-        "v1_requests": len(v1),
-        "uploads": sum(1 for e in v1 if e.route == "POST /v1/segments/{segment_id}/members"),
-        "refresh_requests": sum(1 for e in token if e.grant_type == "refresh_token"),
-        "refresh_grants": sum(
-            1 for e in token if e.grant_type == "refresh_token" and e.status == 200
-        ),
-        "invalid_grant": sum(1 for e in token if e.error_code == "invalid_grant"),
-        "answers_401": sum(1 for e in v1 if e.status == 401),
-        "answers_429": sum(1 for e in v1 if e.status == 429),
-        "answers_5xx": sum(1 for e in entries if e.status is not None and e.status >= 500),
-        "dropped": sum(1 for e in entries if e.dropped),
-        "operations_rejected": sum(e.rejected for e in v1),
-        "virtual_seconds": (entries[-1].time - entries[0].time) if entries else 0.0,
-    }
-
-
-def _feed_summary(feed: Feed) -> dict[str, Any]:
-    return {
-        "updates": len(feed.updates),
-        "batches": len(feed.batches),
-        "batch_attempts": sum(len(b.attempts) for b in feed.batches),
-        "batch_outcomes": [b.outcome for b in feed.batches],
-        "state": feed.state,
-    }
+    return PartnerSummary(
+        v1_requests=len(v1),
+        uploads=sum(1 for e in v1 if e.route == "POST /v1/segments/{segment_id}/members"),
+        refresh_requests=sum(1 for e in token if e.grant_type == "refresh_token"),
+        refresh_grants=sum(1 for e in token if e.grant_type == "refresh_token" and e.status == 200),
+        invalid_grant=sum(1 for e in token if e.error_code == "invalid_grant"),
+        answers_401=sum(1 for e in v1 if e.status == 401),
+        answers_429=sum(1 for e in v1 if e.status == 429),
+        answers_5xx=sum(1 for e in entries if e.status is not None and e.status >= 500),
+        dropped=sum(1 for e in entries if e.dropped),
+        operations_rejected=sum(e.rejected for e in v1),
+        virtual_seconds=(entries[-1].time - entries[0].time) if entries else 0.0,
+    )
 
 
 # ---------------------------------------------------------------------- preset runs
@@ -156,27 +134,26 @@ def _feed_life(
     """Create and connect a feed, load ``users`` generated users and flush, delete some and
     flush, let the access token expire, send a few more.
 
-    Notes: ``preset``, ``users``, ``deletes``, ``creation`` and ``connection`` (ok, status,
-    http, attempts, message, seqs), ``feed`` (updates, batches, batch_attempts,
-    batch_outcomes, state), ``partner`` (ledger counts: v1_requests, uploads,
-    refresh_requests, refresh_grants, invalid_grant, answers_401/429/5xx, dropped,
-    operations_rejected, virtual_seconds), ``final_advance``.
+    Notes: :class:`~harness.clauses.notes.PresetNotes` (the feed's and the partner ledger's
+    counts at the end).
     """
     platform = record.platform
     notes = record.notes
-    notes.update(preset=preset, users=users, deletes=deletes, final_advance=FINAL_ADVANCE)
+    assert isinstance(notes, PresetNotes)
+    notes.preset, notes.users, notes.deletes = preset, users, deletes
+    notes.final_advance = FINAL_ADVANCE
     feed = platform.new_feed(partner_account_id=ACCOUNT)
     record.feeds["main"] = feed
     try:
         creation = feed.create()
-        notes["creation"] = _step(creation)
+        notes.creation = Step.of(creation)
         if not creation.ok:
             record.aborted = f"creation failed: {creation}"
             return
         if wait_before_connect:
             platform.clock.advance(wait_before_connect)
         connection = feed.connect()
-        notes["connection"] = _step(connection)
+        notes.connection = Step.of(connection)
         if not connection.ok:
             record.aborted = f"connection failed: {connection}"
             return
@@ -189,8 +166,8 @@ def _feed_life(
         feed.upsert(population[deletes : deletes + 10])
         feed.flush()
     finally:
-        notes["feed"] = _feed_summary(feed)
-        notes["partner"] = _partner_summary(record)
+        notes.feed = FeedSummary.of(feed)
+        notes.partner = _partner_summary(record)
 
 
 def _preset_spec(
@@ -216,6 +193,7 @@ def _preset_spec(
         scenario=scenario if scenario is not None else preset,
         description=description,
         settings={"batch_flush_max_size": 20, **(settings or {})},
+        notes=PresetNotes,
     )
 
 
@@ -226,31 +204,32 @@ def _invalid_grant(record: RunRecord, seed: int) -> None:
     token was revoked (its partner segment exists, its ``partner_segment_id`` is set and
     the simulator treats it as ACTIVE), is created again (``creation_existing``), connected
     (``connection``), gets 30 users upserted and 10 deleted in batches of 10 (``feed``),
-    and is troubleshot (``troubleshoot``). Notes also: ``partner`` (ledger counts), and
-    ``partner_segment_id`` of the second feed.
+    and is troubleshot (``troubleshoot``). Notes (``InvalidGrantNotes``) also: the ledger's
+    counts, and ``partner_segment_id`` of the second feed.
     """
     platform = record.platform
     notes = record.notes
+    assert isinstance(notes, InvalidGrantNotes)
     feed = platform.new_feed(partner_account_id=ACCOUNT)
     record.feeds["new"] = feed
-    notes["creation_new"] = _step(feed.create())
+    notes.creation_new = Step.of(feed.create())
     segment_id = _existing_segment(record, "activated before the revocation")
-    notes["partner_segment_id"] = segment_id
+    notes.partner_segment_id = segment_id
     active = platform.new_feed(partner_account_id=ACCOUNT, partner_segment_id=segment_id)
     record.feeds["active"] = active
     try:
-        notes["creation_existing"] = _step(active.create())
-        notes["connection"] = _step(active.connect())
+        notes.creation_existing = Step.of(active.create())
+        notes.connection = Step.of(active.connect())
         active.state = "ACTIVE"  # it was activated before the partner revoked the token
         population = _population(30, seed)
         active.upsert(population)
         active.flush()
         active.delete(population[:10])
         active.flush()
-        notes["troubleshoot"] = _answer(active.troubleshoot())
+        notes.troubleshoot = Answered.of(active.troubleshoot())
     finally:
-        notes["feed"] = _feed_summary(active)
-        notes["partner"] = _partner_summary(record)
+        notes.feed = FeedSummary.of(active)
+        notes.partner = _partner_summary(record)
 
 
 def _connection_faults(record: RunRecord, seed: int) -> None:
@@ -258,27 +237,27 @@ def _connection_faults(record: RunRecord, seed: int) -> None:
     segment reads: the 1st answers 429 with Retry-After, the 2nd 503, the 3rd drops the
     connection, the 4th answers 429 without Retry-After; the 5th works.
 
-    Notes: ``creation``, ``connection`` (ok, status, http, attempts, message, seqs),
-    ``partner`` (ledger counts).
+    Notes: :class:`~harness.clauses.notes.ConnectionFaultsNotes`.
     """
     del seed
     platform = record.platform
     notes = record.notes
+    assert isinstance(notes, ConnectionFaultsNotes)
     feed = platform.new_feed(partner_account_id=ACCOUNT)
     record.feeds["main"] = feed
     try:
         creation = feed.create()
-        notes["creation"] = _step(creation)
+        notes.creation = Step.of(creation)
         if not creation.ok:
             record.aborted = f"creation failed: {creation}"
             return
         platform.clock.advance(PROVISIONING_WAIT)
         connection = feed.connect()
-        notes["connection"] = _step(connection)
+        notes.connection = Step.of(connection)
         if not connection.ok:
             record.aborted = f"connection failed: {connection}"
     finally:
-        notes["partner"] = _partner_summary(record)
+        notes.partner = _partner_summary(record)
 
 
 def _segment_read_fault(nth: int, effect: ErrorEffect | DropEffect) -> FaultRule:
@@ -317,101 +296,82 @@ def _auth(record: RunRecord, seed: int) -> None:
     """Authentication: status, consent, tampered states, round trip, dynamic properties,
     feed-destination OAuth, metadata.
 
-    Notes (answers as ``{seq, http, status, message, failure}``): ``partner_url``,
-    ``user_id``, ``plugin_version_id``, ``datamart_id``, ``creation`` (a feed, so the account
-    has a segment); ``status_initial`` (+ ``login_url``); ``consent_1`` (consent result:
-    http, code_received, state_unchanged, error); ``state_format`` (what
-    :func:`tampered_states` recognised); per ``TAMPERED_STATES`` key (``tamper_altered``,
-    ``tamper_field``, ``tamper_forged``, ``tamper_attacker``): ``answer``,
-    ``code_used_before`` / ``code_used`` around it, ``status_after`` (or ``not_applicable``:
-    why); ``status_login`` (+
-    ``login_url_2``), ``consent_2``, ``authentication``, ``status_authenticated``,
-    ``dynamic_without_account``, ``dynamic_with_account``, ``logout``,
-    ``status_after_logout``; ``oauth_redirect_url`` (+ ``login_url_destination``),
-    ``consent_destination``, ``authentication_destination``,
-    ``test_authentication_valid``, ``test_authentication_refused``; ``metadata``; and
-    ``skipped``: steps that could not be played, with why.
+    Notes: :class:`~harness.clauses.notes.AuthNotes`: every answer by step, the consents
+    as played, each tampered state's answer with whether the code was used around it and
+    the status after (or why it could not be made), and the steps that could not be played.
     """
     platform = record.platform
     notes = record.notes
-    skipped: dict[str, str] = {}
-    notes.update(
-        partner_url=platform.partner_url,
-        user_id=USER_ID,
-        plugin_version_id=PLUGIN_VERSION_ID,
-        datamart_id=DATAMART_ID,
-        skipped=skipped,
-    )
+    assert isinstance(notes, AuthNotes)
+    notes.partner_url = platform.partner_url
     feed = platform.new_feed(partner_account_id=ACCOUNT)
     record.feeds["main"] = feed
-    notes["creation"] = _step(feed.create())
+    notes.creation = Step.of(feed.create())
     user = {"user_id": USER_ID, "plugin_version_id": PLUGIN_VERSION_ID}
     status_body = {**user, "datamart_id": DATAMART_ID, "segment_id": feed.segment_id}
 
-    def status(key: str) -> str | None:
+    def status() -> tuple[Answered, str | None]:
         answer = feed.call("authentication_status", status_body)
-        notes[key] = _answer(answer)
-        return _login_url(answer)
-
-    def authenticate(key: str, code: str, state: str, **extra: str) -> None:
-        body = {**user, **extra, "params": {"code": code, "state": state}}
-        notes[key] = _answer(feed.call("authentication", body))
+        return Answered.of(answer), _login_url(answer)
 
     # 1. Not authenticated yet: a login URL with a state; the user consents.
-    login_url = status("status_initial")
-    notes["login_url"] = login_url
-    consent = _consent(record, login_url, "consent_1", skipped)
+    notes.status_initial, login_url = status()
+    notes.login_url = login_url
+    consent = _consent(record, notes, login_url, "consent_1")
     # 2. A valid code with tampered states (TAMPERED_STATES): each refused, nothing stored.
     if consent is not None:
         code, state = consent
         rng = random.Random(f"{seed}:forged-state")
         state_format, tampered = tampered_states(state, rng)
-        notes["state_format"] = state_format
+        notes.state_format = state_format
         for key, _, _ in TAMPERED_STATES:
             value = tampered.get(key)
             if value is None:
-                notes[key] = {"not_applicable": f"the state's format is {state_format}"}
+                notes.tampered[key] = TamperedState(
+                    not_applicable=f"the state's format is {state_format}"
+                )
                 continue
             used_before = _code_used(record, code)
             answer = feed.call("authentication", {**user, "params": {"code": code, "state": value}})
-            notes[key] = {
-                "answer": _answer(answer),
-                "code_used_before": used_before,
-                "code_used": _code_used(record, code),
-                "status_after": _answer(feed.call("authentication_status", status_body)),
-            }
+            notes.tampered[key] = TamperedState(
+                answer=Answered.of(answer),
+                code_used_before=used_before,
+                code_used=_code_used(record, code),
+                status_after=status()[0],
+            )
     # 3. The round trip: a fresh login, the code, authenticated, dynamic values, logout.
-    login_url_2 = status("status_login")
-    notes["login_url_2"] = login_url_2
-    consent_2 = _consent(record, login_url_2, "consent_2", skipped)
+    notes.status_login, login_url_2 = status()
+    notes.login_url_2 = login_url_2
+    consent_2 = _consent(record, notes, login_url_2, "consent_2")
     if consent_2 is not None:
-        authenticate("authentication", *consent_2)
-    status("status_authenticated")
+        code, state = consent_2
+        body = {**user, "params": {"code": code, "state": state}}
+        notes.authentication = Answered.of(feed.call("authentication", body))
+    notes.status_authenticated = status()[0]
     dynamic = {"datamart_id": DATAMART_ID, "user_id": USER_ID, "segment_id": feed.segment_id}
-    notes["dynamic_without_account"] = _answer(feed.call("dynamic_property_values", dynamic))
+    notes.dynamic_without_account = Answered.of(feed.call("dynamic_property_values", dynamic))
     with_account = {
         **dynamic,
         "properties": [string_property("partner_account_id", ACCOUNT).model_dump(mode="json")],
     }
-    notes["dynamic_with_account"] = _answer(feed.call("dynamic_property_values", with_account))
-    notes["logout"] = _answer(feed.call("logout", {**user, "datamart_id": DATAMART_ID}))
-    status("status_after_logout")
+    notes.dynamic_with_account = Answered.of(feed.call("dynamic_property_values", with_account))
+    notes.logout = Answered.of(feed.call("logout", {**user, "datamart_id": DATAMART_ID}))
+    notes.status_after_logout = status()[0]
     # 4. A feed destination: its login URL, consent, authentication, test_authentication.
-    _destination(record, feed, skipped)
-    notes["metadata"] = _answer(feed.call("metadata"))
+    _destination(record, notes, feed)
+    notes.metadata = Answered.of(feed.call("metadata"))
 
 
-def _destination(record: RunRecord, feed: Feed, skipped: dict[str, str]) -> None:
-    notes = record.notes
+def _destination(record: RunRecord, notes: AuthNotes, feed: Feed) -> None:
     answer = feed.call(
         "oauth_redirect_url",
         {"feed_destination_id": FEED_DESTINATION_ID, "plugin_version_id": PLUGIN_VERSION_ID},
     )
-    notes["oauth_redirect_url"] = _answer(answer)
+    notes.oauth_redirect_url = Answered.of(answer)
     url = answer.json.get("login_url") if isinstance(answer.json, dict) else None
     login_url = url if isinstance(url, str) else None
-    notes["login_url_destination"] = login_url
-    consent = _consent(record, login_url, "consent_destination", skipped)
+    notes.login_url_destination = login_url
+    consent = _consent(record, notes, login_url, "consent_destination")
     if consent is not None:
         code, state = consent
         body = {
@@ -420,14 +380,14 @@ def _destination(record: RunRecord, feed: Feed, skipped: dict[str, str]) -> None
             "feed_destination_id": FEED_DESTINATION_ID,
             "params": {"code": code, "state": state},
         }
-        notes["authentication_destination"] = _answer(feed.call("authentication", body))
-    notes["test_authentication_valid"] = _answer(
+        notes.authentication_destination = Answered.of(feed.call("authentication", body))
+    notes.test_authentication_valid = Answered.of(
         feed.call("test_authentication", {"feed_destination_id": FEED_DESTINATION_ID})
     )
     record.gateway.set_credentials(
         REFUSED_DESTINATION_ID, "OAUTH2", {"refresh_token": "rt-unknown-to-the-partner"}
     )
-    notes["test_authentication_refused"] = _answer(
+    notes.test_authentication_refused = Answered.of(
         feed.call("test_authentication", {"feed_destination_id": REFUSED_DESTINATION_ID})
     )
 
@@ -439,37 +399,37 @@ def _login_url(answer: Answer) -> str | None:
 
 
 def _consent(
-    record: RunRecord, login_url: str | None, key: str, skipped: dict[str, str]
+    record: RunRecord, notes: AuthNotes, login_url: str | None, key: str
 ) -> tuple[str, str] | None:
     """Play the user's consent: GET the login URL at the partner, read code and state from
-    the redirect (not followed). Notes ``key``: http, code_received, state_unchanged, error."""
+    the redirect (not followed); noted in ``notes.consents[key]`` (or ``skipped``)."""
     if login_url is None:
-        skipped[key] = "no login_url to consent to"
+        notes.skipped[key] = "no login_url to consent to"
         return None
     partner = urlsplit(record.platform.partner_url)
     target = urlsplit(login_url)
     if (target.scheme, target.netloc) != (partner.scheme, partner.netloc):
-        skipped[key] = f"the login_url {login_url!r} is not at the partner {partner.geturl()}"
+        notes.skipped[key] = f"the login_url {login_url!r} is not at the partner {partner.geturl()}"
         return None
     sent_state = parse_qs(target.query).get("state", [None])[0]
     try:
         with httpx.Client(follow_redirects=False, timeout=10.0) as client:
             response = client.get(login_url)
     except httpx.HTTPError as error:
-        record.notes[key] = {"error": f"{type(error).__name__}: {error}"}
+        notes.consents[key] = Consent(error=f"{type(error).__name__}: {error}")
         return None
     _tag_consent(record)
     location = urlsplit(response.headers.get("location", ""))
     query = parse_qs(location.query)
     code = query.get("code", [None])[0]
     state = query.get("state", [None])[0]
-    record.notes[key] = {
-        "http": response.status_code,
-        "code_received": code is not None,
-        "state_unchanged": state is not None and state == sent_state,
-        "error": query.get("error", [None])[0]
+    notes.consents[key] = Consent(
+        http_status=response.status_code,
+        code_received=code is not None,
+        state_unchanged=state is not None and state == sent_state,
+        error=query.get("error", [None])[0]
         or (None if response.status_code == 302 else response.text[:300]),
-    }
+    )
     if code is None or state is None:
         return None
     record.platform.redactor.add_secret(code)
@@ -726,6 +686,7 @@ RUN_SPECS: tuple[RunSpec, ...] = (
         description="the partner refuses the refresh token: creation, connection, batches "
         "and troubleshoot of a feed activated before the revocation",
         settings={"batch_flush_max_size": 10},
+        notes=InvalidGrantNotes,
     ),
     RunSpec(
         name=CONNECTION_FAULTS,
@@ -733,12 +694,14 @@ RUN_SPECS: tuple[RunSpec, ...] = (
         scenario=CONNECTION_FAULT_SCENARIO,
         description="connection polls past provisioning meet a 429 (Retry-After: 30), a 503, "
         "a dropped connection and a 429 without Retry-After, then the segment answers",
+        notes=ConnectionFaultsNotes,
     ),
     RunSpec(
         name=AUTH,
         script=_auth,
         description="authentication status, consent, tampered states, round trip, dynamic "
         "property values, feed-destination OAuth, metadata",
+        notes=AuthNotes,
     ),
 )
 """The fault and authentication runs, in the order they are executed."""
