@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
+from contracts.routes import DELAY_HEADER
 from harness.redaction import MASK, SECRET_HEADERS, Redactor
 
 __all__ = [
@@ -193,6 +194,57 @@ class Exchange:
     def ok(self) -> bool:
         """Answered 2xx with no failure (the bodies evicted first)."""
         return self.failure is None and self.status is not None and 200 <= self.status < 300
+
+    # ------------------------------------------------------------------ the answer, read
+
+    @property
+    def answer(self) -> dict[str, Any] | None:
+        """The answer body when it is a JSON object (None otherwise, or no longer held)."""
+        value = self.response_json()
+        return value if isinstance(value, dict) else None
+
+    @property
+    def answer_status(self) -> str | None:
+        """The answer body's ``status`` (``ok``, ``RETRY``...), if a string."""
+        value = self.answer.get("status") if self.answer is not None else None
+        return value if isinstance(value, str) else None
+
+    @property
+    def message(self) -> str:
+        """The answer body's ``message`` ("" when there is none)."""
+        value = self.answer.get("message") if self.answer is not None else None
+        return value if isinstance(value, str) else ""
+
+    @property
+    def delay_ms(self) -> float | None:
+        """The delay a connector answer asks for: ``x-mics-next-msg-delay``, else the body's
+        ``next_msg_delay_in_ms``."""
+        raw = self.response_header(DELAY_HEADER)
+        if raw:
+            try:
+                return float(raw)
+            except ValueError:
+                pass
+        value = self.answer.get("next_msg_delay_in_ms") if self.answer is not None else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        return None
+
+    @property
+    def partner_code(self) -> str | None:
+        """The ``error.code`` of a partner's error answer (``RATE_LIMITED``...)."""
+        error = self.answer.get("error") if self.answer is not None else None
+        code = error.get("code") if isinstance(error, dict) else None
+        return code if isinstance(code, str) else None
+
+    @property
+    def retry_after(self) -> float | None:
+        """The ``Retry-After`` seconds of the answer, if it has a number there."""
+        raw = self.response_header("retry-after")
+        try:
+            return float(raw) if raw else None
+        except ValueError:
+            return None
 
     def finish(self, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> Exchange:
         """Record the answer (redacted; truncated over the trace's ``body_cap``)."""

@@ -79,3 +79,25 @@ def test_the_harness_own_partner_requests_are_not_the_connectors() -> None:
     exchange = run.platform.trace.exchanges("connector->partner")[0]
     exchange.tags["actor"] = "harness: user consent"
     assert view_of(run.record).nested(call.exchange) == []
+
+
+def test_an_exchange_reads_its_answer() -> None:
+    """The answer's body, status, message, delay, partner code and Retry-After, as
+    properties: every check reads them there."""
+    run = RunBuilder()
+    with run.call("batch_update", {"batch_content": ["a"]}) as call:
+        limited = run.upload(status=429, error_code="RATE_LIMITED", headers={"Retry-After": "30"})
+        call.answer(
+            503,
+            {"status": "RETRY", "message": "later", "next_msg_delay_in_ms": 30_000},
+            {"x-mics-next-msg-delay": "31000"},
+        )
+    exchange = call.exchange
+    assert exchange.answer is not None
+    assert (exchange.answer_status, exchange.message) == ("RETRY", "later")
+    assert exchange.delay_ms == 31_000.0, "the header first"
+    upload = view_of(run.record).exchange_of(limited)
+    assert upload is not None
+    assert (upload.partner_code, upload.retry_after) == ("RATE_LIMITED", 30.0)
+    assert upload.answer_status is None
+    assert upload.message == ""

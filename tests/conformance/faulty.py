@@ -103,6 +103,7 @@ __all__ = [
     "InventsSuccess",
     "LeaksRefreshToken",
     "LogoutDoesNothing",
+    "LogsAccessToken",
     "LosesItemsSilently",
     "MadeUpAudience",
     "MiscountsSplitBatches",

@@ -96,11 +96,6 @@ def _answered(exchange: Exchange) -> bool:
     )
 
 
-def _body(exchange: Exchange) -> dict[str, Any] | None:
-    value = exchange.response_json()
-    return value if isinstance(value, dict) else None
-
-
 def _status(body: dict[str, Any] | None) -> str | None:
     value = body.get("status") if body is not None else None
     return value if isinstance(value, str) else None
@@ -115,13 +110,6 @@ def _request_feed_id(exchange: Exchange) -> str | None:
     if feed_id is None and isinstance(context, dict):
         feed_id = context.get("feed_id")
     return feed_id if isinstance(feed_id, str) else None
-
-
-def _partner_code(exchange: Exchange) -> str | None:
-    body = _body(exchange)
-    error = body.get("error") if body is not None else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) else None
 
 
 def _feeds(record: RunRecord) -> list[tuple[str, Feed]]:
@@ -179,25 +167,13 @@ def _route(exchange: Exchange | None) -> str | None:
     return found.name if found is not None else None
 
 
-def _answer_status(exchange: Exchange) -> str | None:
-    body = exchange.response_json()
-    value = body.get("status") if isinstance(body, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def _message(exchange: Exchange) -> str:
-    body = exchange.response_json()
-    value = body.get("message") if isinstance(body, dict) else None
-    return value if isinstance(value, str) else ""
-
-
 def _answer(exchange: Exchange | None) -> str:
     """``HTTP 503 RETRY (seq 12)`` or the failure, for messages."""
     if exchange is None:
         return "nothing"
     if exchange.failure is not None and exchange.status is None:
         return f"{exchange.failure} (seq {exchange.seq})"
-    status = _answer_status(exchange)
+    status = exchange.answer_status
     return f"HTTP {exchange.status}" + (f" {status}" if status else "") + f" (seq {exchange.seq})"
 
 

@@ -8,7 +8,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from harness.clauses.checks._shared import (
     _answer,
-    _answer_status,
     _auth_passed,
     _auth_run,
     _call_of,
@@ -36,7 +35,7 @@ def _expect(
     if exchange is None:
         problems.add(f"{what}: not played ({_why_missing(run, notes)})")
         return False
-    if _answer_status(exchange) != expected:
+    if exchange.answer_status != expected:
         problems.add(f"{what} answered {_answer(exchange)}, expected {expected}", [exchange.seq])
         return False
     return True
@@ -90,7 +89,7 @@ def auth_status(evidence: Evidence) -> Verdict:
         if problem:
             problems.add(problem, [first.seq if first else None])
     login = _call_of(run, notes.authentication)
-    if login is not None and _answer_status(login) == "ok":
+    if login is not None and login.answer_status == "ok":
         after = "the status after login"
         _expect(run, notes, problems, notes.status_authenticated, "authenticated", after)
         verified.append("authenticated after login")
@@ -147,7 +146,7 @@ def auth_state_tamper(evidence: Evidence) -> Verdict:
             continue
         played.append(what)
         head = f"/v1/authentication with {what} {_answer(call)}"
-        if _answer_status(call) != "error":
+        if call.answer_status != "error":
             problems.add(f"{head}: expected error", [call.seq])
         grants = [
             e
@@ -173,7 +172,7 @@ def auth_state_tamper(evidence: Evidence) -> Verdict:
                 [call.seq, *(e.seq for e in writes)],
             )
         after = _call_of(run, note.status_after)
-        if after is None or _answer_status(after) != "not_authenticated":
+        if after is None or after.answer_status != "not_authenticated":
             problems.add(
                 f"{head}: the status afterwards answered {_answer(after)}, expected "
                 "not_authenticated",

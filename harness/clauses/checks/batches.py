@@ -13,13 +13,11 @@ from harness.accounting import BatchAttempt, BatchRecord, UpdateRecord
 from harness.clauses.checks._shared import (
     _PLATFORM,
     _answered,
-    _body,
     _exchanges,
     _feeds,
     _final_exchange,
     _Findings,
     _is_probe,
-    _partner_code,
     _short,
     _status,
 )
@@ -88,7 +86,7 @@ def check_batch_accounting(evidence: Evidence) -> Verdict:
     _random_lives(evidence, "BATCH-ACCOUNTING", findings)
     checked = 0
     for record, exchange in _batch_answers(evidence):
-        body = _body(exchange)
+        body = exchange.answer
         if _status(body) not in ("OK", "ERROR") or body is None:
             continue
         request = exchange.request_json()
@@ -183,7 +181,7 @@ def check_batch_empty(evidence: Evidence) -> Verdict:
         if not isinstance(request, dict) or request.get("batch_content") != []:
             continue
         checked += 1
-        body = _body(exchange)
+        body = exchange.answer
         got = (
             exchange.status,
             _status(body),
@@ -228,7 +226,7 @@ def check_batch_limit(evidence: Evidence) -> Verdict:
             uploads_seen += 1
             count = _operation_count(upload)
             size = len(upload.request_body)
-            code = _partner_code(upload)
+            code = upload.partner_code
             if (count or 0) > max_operations or size > max_bytes:
                 findings.add(
                     record.name,

@@ -11,14 +11,11 @@ from harness.clauses.checks._shared import (
     _PLATFORM,
     _SEGMENT_PATH,
     _answer,
-    _answer_status,
     _answered,
-    _body,
     _exchanges,
     _Findings,
     _is_probe,
     _judged,
-    _partner_code,
     _Problems,
     _recovered,
     _request_feed_id,
@@ -67,7 +64,7 @@ def check_create_ok(evidence: Evidence) -> Verdict:
                 for e in run.nested(call)
                 if e.method == "POST" and _ACCOUNT_SEGMENTS.match(e.path) and e.ok
             ]
-            status = _status(_body(call)) if _answered(call) else None
+            status = call.answer_status if _answered(call) else None
             if len(created) > 1:
                 findings.add(
                     run.name,
@@ -198,7 +195,7 @@ def check_create_persists_id(evidence: Evidence) -> Verdict:
         segments = set(record.partner.segment_ids())
         last: dict[str, Exchange] = {}  # the property reflects a feed's last creation
         for exchange in _exchanges(record, _PLATFORM, "/v1/external_segment_creation"):
-            if _is_probe(exchange) or (exchange.status, _status(_body(exchange))) != (200, "ok"):
+            if _is_probe(exchange) or (exchange.status, exchange.answer_status) != (200, "ok"):
                 continue
             feed_id = _request_feed_id(exchange)
             if feed_id is not None:
@@ -240,7 +237,7 @@ def _segments_named_in(record: RunRecord, exchange: Exchange) -> list[str]:
     for call in view_of(record).nested(exchange):
         if call.method != "POST" or _ACCOUNT_SEGMENTS.match(call.path) is None:
             continue
-        body = _body(call)
+        body = call.answer
         if call.status == 201 and body is not None and isinstance(body.get("id"), str):
             named.append(body["id"])
         elif call.status == 409 and body is not None:
@@ -352,10 +349,10 @@ def check_connect_not_ready(evidence: Evidence) -> Verdict:
             if _is_probe(exchange) or not _answered(exchange):
                 continue
             last = _last_segment_answer(record, exchange)
-            if last is None or last.status != 404 or _partner_code(last) != "SEGMENT_NOT_READY":
+            if last is None or last.status != 404 or last.partner_code != "SEGMENT_NOT_READY":
                 continue
             checked += 1
-            body = _body(exchange)
+            body = exchange.answer
             if (exchange.status, _status(body)) != (502, "external_segment_not_ready_yet"):
                 findings.add(
                     record.name,
@@ -404,7 +401,7 @@ def check_connect_ready(evidence: Evidence) -> Verdict:
             if last is None or not 200 <= (last.status or 0) < 300:
                 continue
             checked += 1
-            body = _body(exchange)
+            body = exchange.answer
             if (exchange.status, _status(body)) != (200, "ok"):
                 findings.add(
                     record.name,
@@ -448,7 +445,7 @@ def connect_transient(evidence: Evidence) -> Verdict:
             if not failures:
                 continue
             checked += 1
-            if _answer_status(call) != _NOT_READY:
+            if call.answer_status != _NOT_READY:
                 failed, what = failures[0]
                 problems.add(
                     f"connection answered {_answer(call)} after the partner gave {what} to "

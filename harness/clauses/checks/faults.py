@@ -12,9 +12,7 @@ from fake_partner import LedgerEntry
 from harness.clauses.checks._shared import (
     _MAX_LISTED,
     _answer,
-    _answer_status,
     _judged,
-    _message,
     _ok,
     _Problems,
     _recovered,
@@ -53,27 +51,6 @@ _REAUTH_STATUSES = {
 }
 """Besides ``error`` naming re-authentication: the answers of routes whose own status
 says that the user must log in again."""
-
-
-def _delay_ms(exchange: Exchange) -> float | None:
-    """The delay a connector answer asks for: ``x-mics-next-msg-delay``, else the body's."""
-    raw = exchange.response_header(DELAY_HEADER)
-    if raw:
-        try:
-            return float(raw)
-        except ValueError:
-            pass
-    body = exchange.response_json()
-    value = body.get("next_msg_delay_in_ms") if isinstance(body, dict) else None
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _retry_after(exchange: Exchange | None) -> float | None:
-    raw = exchange.response_header("retry-after") if exchange is not None else None
-    try:
-        return float(raw) if raw else None
-    except ValueError:
-        return None
 
 
 def _is_refresh(entry: LedgerEntry) -> bool:
@@ -310,7 +287,7 @@ def _knows_refused(run: RunView, call: Exchange, feeds: set[str], after: int) ->
     the partner anything: its answer must say it too (the connector knows why it cannot)."""
     if call.seq < after or _route(call) not in _PARTNER_ROUTES or call.tags.get(PROBE_TAG):
         return False
-    if _feed_of(call) not in feeds or run.nested(call) or _answer_status(call) == "not_implemented":
+    if _feed_of(call) not in feeds or run.nested(call) or call.answer_status == "not_implemented":
         return False
     body = call.request_json()
     content = body.get("batch_content", [None]) if isinstance(body, dict) else [None]
@@ -330,7 +307,7 @@ def _check_reauth_answers(run: RunView, refused: list[LedgerEntry], problems: _P
         if call.seq not in seqs and not _knows_refused(run, call, feeds, first):
             continue
         judged += 1
-        status = _answer_status(call)
+        status = call.answer_status
         if status in _REAUTH_STATUSES.get(name, ()):
             continue
         if status not in ("error", "ERROR"):
@@ -341,9 +318,9 @@ def _check_reauth_answers(run: RunView, refused: list[LedgerEntry], problems: _P
                 [call.seq],
                 run.name,
             )
-        elif not _REAUTH.search(_message(call)):
+        elif not _REAUTH.search(call.message):
             problems.add(
-                f"{name} answered {_answer(call)} with message {_message(call)[:160]!r}, "
+                f"{name} answered {_answer(call)} with message {call.message[:160]!r}, "
                 "which does not say re-authentication is needed",
                 [call.seq],
                 run.name,
@@ -423,7 +400,7 @@ def _check_429(run: RunView, problems: _Problems) -> int:
     limited = [e for e in v1 if e.status == 429]
     for entry in limited:
         exchange = run.exchange_of(entry)
-        retry_after = _retry_after(exchange)
+        retry_after = exchange.retry_after if exchange is not None else None
         call = run.owner(entry)
         name = _route(call)
         seqs = [call.seq if call else None, exchange.seq if exchange else None]
@@ -432,8 +409,8 @@ def _check_429(run: RunView, problems: _Problems) -> int:
         delay: float | None = None
         if call is not None and name in _DELIVERY_ROUTES:
             expected = _RETRY_STATUS[name]
-            delay = _delay_ms(call)
-            if _answer_status(call) != expected:
+            delay = call.delay_ms
+            if call.answer_status != expected:
                 problems.add(
                     f"{where}; {name} answered {_answer(call)}, expected {expected}", seqs, run.name
                 )
@@ -517,7 +494,7 @@ def transient_5xx(evidence: Evidence) -> Verdict:
                 continue
             checked += 1
             expected = _RETRY_STATUS[name]
-            if _answer_status(call) != expected:
+            if call.answer_status != expected:
                 problems.add(
                     f"{name} answered {_answer(call)} after the partner gave {what} to "
                     f"{failed.method} {failed.path} (seq {failed.seq}), expected {expected}",
@@ -561,14 +538,14 @@ def partial_failure(evidence: Evidence) -> Verdict:
                 e for e in run.nested_entries(call) if e.route == _UPLOAD_ROUTE and _ok(e.status)
             ]
             rejected = sum(e.rejected for e in uploads)
-            if not rejected or _answer_status(call) == "RETRY":
+            if not rejected or call.answer_status == "RETRY":
                 continue  # no per-item error; or a RETRY answer, whose counts are not counted
             checked += 1
             accepted = sum(e.accepted for e in uploads)
             sent = sum(len(e.operations) for e in uploads)
             seqs = [call.seq, *(run.seq_of(e) for e in uploads)]
             if name == "user_segment_update":
-                if _answer_status(call) != "error":
+                if call.answer_status != "error":
                     problems.add(
                         f"update answered {_answer(call)} although the partner rejected "
                         f"{rejected} of its {sent} operations; expected error",

@@ -11,14 +11,11 @@ from contracts.routes import (
 )
 from harness.clauses.checks._shared import (
     _answer,
-    _answer_status,
     _auth_passed,
     _auth_run,
-    _body,
     _call_of,
     _Findings,
     _judged,
-    _message,
     _Problems,
     _route,
     _why_missing,
@@ -75,7 +72,7 @@ def check_troubleshoot_audience(evidence: Evidence) -> Verdict:
             run=LIFECYCLE,
         )
     exchange = view_of(record).exchange(answer.seq)
-    body = _body(exchange) if exchange is not None else None
+    body = exchange.answer if exchange is not None else None
     snapshot = note.snapshot
     if (answer.http_status, answer.status) != (200, "ok") or body is None:
         findings.add(
@@ -165,7 +162,7 @@ def dynamic_properties(evidence: Evidence) -> Verdict:
 
 
 def _dynamic_problems(run: RunView, call: Exchange, account: str | None) -> list[str]:
-    if _answer_status(call) != "ok":
+    if call.answer_status != "ok":
         return ["expected ok"]
     body = call.response_json()
     data = body.get("data") if isinstance(body, dict) else None
@@ -277,10 +274,10 @@ def _classify(call: Exchange) -> tuple[str, str | None]:
         return "no answer", f"gave no answer ({call.failure})"
     if not_implemented(call):
         return ("absent" if call.status == 404 else "not_implemented"), None
-    if _answer_status(call) == "not_implemented":
+    if call.answer_status == "not_implemented":
         return "not_implemented", f"answered not_implemented with HTTP {call.status}, not 400"
     if call.status in (405, 501):
         return "not_implemented", f"answered HTTP {call.status}, not 400 not_implemented or 404"
-    if call.status >= 500 and _NOT_IMPLEMENTED_TEXT.search(_message(call)):
-        return "not_implemented", f"answered HTTP {call.status} {_message(call)[:80]!r}"
+    if call.status >= 500 and _NOT_IMPLEMENTED_TEXT.search(call.message):
+        return "not_implemented", f"answered HTTP {call.status} {call.message[:80]!r}"
     return "implemented", None

@@ -11,7 +11,6 @@ from typing import Any
 from harness.clauses.checks._shared import (
     _PLATFORM,
     _answered,
-    _body,
     _exchanges,
     _feeds,
     _final_exchange,
@@ -29,7 +28,7 @@ from harness.users import PartnerIdentifier
 
 def _data_text(exchange: Exchange | None) -> str:
     """The answer's ``data`` as JSON text (where delivered identifier values appear)."""
-    body = _body(exchange) if exchange is not None else None
+    body = exchange.answer if exchange is not None else None
     data = body.get("data") if body is not None else None
     return json.dumps(data) if data else ""
 
@@ -63,7 +62,7 @@ def check_update_eligible(evidence: Evidence) -> Verdict:
                 seq = exchange.seq if exchange is not None else None
                 what = f"feed {name} update #{update.index} ({update.operation})"
                 if not eligible:
-                    body = _body(exchange) if exchange is not None else None
+                    body = exchange.answer if exchange is not None else None
                     data = body.get("data") if body is not None else None
                     fine = (update.http_status, update.outcome) == (
                         400,
@@ -98,7 +97,7 @@ def check_update_eligible(evidence: Evidence) -> Verdict:
 def _update_answers(evidence: Evidence) -> Iterator[tuple[RunRecord, Exchange, dict[str, Any]]]:
     for record in evidence:
         for exchange in _exchanges(record, _PLATFORM, "/v1/user_segment_update"):
-            body = _body(exchange) if _answered(exchange) and not _is_probe(exchange) else None
+            body = exchange.answer if _answered(exchange) and not _is_probe(exchange) else None
             if body is not None:
                 yield record, exchange, body
 

@@ -22,7 +22,6 @@ from contracts.routes import (
 from harness.clauses.checks._shared import (
     _PLATFORM,
     _answered,
-    _body,
     _exchanges,
     _Findings,
     _is_probe,
@@ -127,7 +126,7 @@ def check_wire_status(evidence: Evidence) -> Verdict:
     for record, exchange, target in _connector_answers(evidence):
         if _is_probe(exchange) or not _answered(exchange) or target.response_model is None:
             continue
-        body = _body(exchange)
+        body = exchange.answer
         if body is None or not_implemented(exchange):
             continue
         checked += 1
@@ -161,7 +160,7 @@ def check_wire_delay_header(evidence: Evidence) -> Verdict:
     findings = _Findings()
     checked = 0
     for record, exchange, target in _connector_answers(evidence):
-        body = _body(exchange) if _answered(exchange) else None
+        body = exchange.answer if _answered(exchange) else None
         delay = body.get("next_msg_delay_in_ms") if body is not None else None
         if not delay:
             continue
@@ -231,7 +230,7 @@ def check_wire_empty_body(evidence: Evidence) -> Verdict:
             continue
         if target is not None and not_implemented(exchange):
             continue
-        body = _body(exchange)
+        body = exchange.answer
         if body is None:
             findings.add(
                 record.name,
