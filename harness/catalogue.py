@@ -45,18 +45,18 @@ class Example:
 
 EXAMPLES: dict[str, Example] = {
     "WIRE-SCHEMA": Example(
-        "1 invalid answer: [lifecycle] /v1/external_segment_connection answered 200 with a "
-        "body that is not a ExternalSegmentConnectionResponse: message: Input should be a "
-        "valid string",
+        "45 invalid answers: [lifecycle] /v1/external_segment_connection answered 200 with a body "
+        "that is not a ExternalSegmentConnectionResponse: message: Input should be a valid "
+        "string; …",
         "WrongSchemaAnswer",
     ),
     "WIRE-STATUS": Example(
-        "1 mismatch: [lifecycle] /v1/batch_update answered HTTP 500 with status 'RETRY': "
-        "expected 503",
+        "107 mismatches: [lifecycle] /v1/batch_update answered HTTP 500 with status 'RETRY': "
+        "expected 503; …",
         "RetryAs500",
     ),
     "WIRE-DELAY-HEADER": Example(
-        "575 mismatchs: [lifecycle] /v1/user_segment_update answered next_msg_delay_in_ms=50 "
+        "13648 mismatches: [lifecycle] /v1/user_segment_update answered next_msg_delay_in_ms=50 "
         "without the x-mics-next-msg-delay header; …",
         "DropsDelayHeader",
     ),
@@ -70,8 +70,8 @@ EXAMPLES: dict[str, Example] = {
         "(timeout): the limit is 1 s",
     ),
     "CREATE-OK": Example(
-        "creation answered ok but the partner has 2 new segments for the feed (seg-000001, "
-        "seg-000002): expected exactly 1",
+        "15 violations: [lifecycle] one creation call made the partner create 2 segments: "
+        "expected exactly 1 for the feed; …",
         "SpareSegment",
     ),
     "CREATE-IDEMPOTENT": Example(
@@ -81,7 +81,7 @@ EXAMPLES: dict[str, Example] = {
         "NewSegmentOnRetry",
     ),
     "CREATE-PERSISTS-ID": Example(
-        "38 violations: [lifecycle] feed 7001: creation answered ok but the feed has no "
+        "37 violations: [lifecycle] feed 7001: creation answered ok but the feed has no "
         "partner_segment_id property: expected it written back through the gateway (segment "
         "seg-000001); …",
         "ForgetsSegmentId",
@@ -92,8 +92,8 @@ EXAMPLES: dict[str, Example] = {
         "OkDespiteInvalidConfig",
     ),
     "CONNECT-NOT-READY": Example(
-        "4 violations: [lifecycle] connection while partner segment seg-000001 was "
-        "PROVISIONING answered 200 'ok': expected 502 external_segment_not_ready_yet; …",
+        "6 violations: [lifecycle] connection while partner segment seg-000001 was PROVISIONING "
+        "answered 200 'ok': expected 502 external_segment_not_ready_yet; …",
         "ConnectsBeforeReady",
     ),
     "CONNECT-TRANSIENT": Example(
@@ -103,34 +103,34 @@ EXAMPLES: dict[str, Example] = {
         "ConnectErrorOnTransient",
     ),
     "CONNECT-READY": Example(
-        "2 violations: [lifecycle] the partner segment answered 200 (ready) but connection "
+        "37 violations: [lifecycle] the partner segment answered 200 (ready) but connection "
         "answered 502 'external_segment_not_ready_yet': expected 200 ok; …",
         "ReadyOnePollLate",
     ),
     "UPDATE-ELIGIBLE": Example(
-        "180 violations: [lifecycle] feed main update #0 (UPSERT) answered 200 'ok': 1 of 4 "
-        "eligible identifiers (e.g. MAID fcbd04c3-402…) reached neither the answer's data "
-        "nor the partner; …",
+        "2549 violations: [lifecycle] feed main update #0 (UPSERT) answered 200 'ok': 1 of 4 "
+        "eligible identifiers (e.g. MAID fcbd04c3-402…) reached neither the answer's data nor the "
+        "partner; …",
         "DropsEligibleIdentifier",
     ),
     "UPDATE-GROUPING": Example(
-        "236 violations: [lifecycle] data[0] (BATCH_DELIVERY) has grouping_key='': expected "
-        "a non-empty string; …",
+        "13410 violations: [lifecycle] data[0] (BATCH_DELIVERY) has grouping_key='': expected a "
+        "non-empty string; …",
         "NoGroupingKey",
     ),
     "UPDATE-STATS": Example(
-        "255 violations: [lifecycle] stats identifier someone-else is none of the request "
+        "13648 violations: [lifecycle] stats identifier someone-else is none of the request "
         "user's 21 identifier values; …",
         "ForeignStats",
     ),
     "BATCH-ACCOUNTING": Example(
-        "53 violations: [lifecycle] OK answer: 183 success + 1 error = 184 for a batch of "
-        "183: expected the sum to be 183, both >= 0; …",
+        "102 violations: [lifecycle] OK answer: 183 success + 1 error = 184 for a batch of 183: "
+        "expected the sum to be 183, both >= 0; …",
         "CountsDoNotAddUp",
     ),
     "BATCH-HONEST": Example(
-        "1 violation: [lifecycle] feed main batch 7001-batch-3: OK reported 10 success but "
-        "the partner accepted 0 operations in the 0 upload(s) of that call: expected equal",
+        "147 violations: [lifecycle] feed main batch 7001-batch-3: OK reported 10 success but the "
+        "partner accepted 0 operations in the 0 upload(s) of that call: expected equal; …",
         "SkipsAbsentRemovals",
     ),
     "BATCH-EMPTY": Example(
@@ -139,19 +139,21 @@ EXAMPLES: dict[str, Example] = {
         "ErrorOnEmptyBatch",
     ),
     "BATCH-LIMIT": Example(
-        "1 violation: [oversized] an upload carried 10200 operations in 1346439 bytes: the "
-        "partner takes at most 10000 operations and 5242880 bytes",
+        "8 violations: [oversized] an upload carried 10200 operations in 1346439 bytes: the "
+        "partner takes at most 10000 operations and 5242880 bytes; …",
         "NoSplitting",
     ),
     "CONVERGENCE": Example(
-        "9 violations: [lifecycle] feed main: the partner segment has 559 members, the model "
-        "484 (0 missing, 75 unexpected); 75 of them not accounted as error or dead-lettered "
-        "(e.g. unexpected EMAIL_SHA256 0d5367aeea12…, last sent by update #226 DELETE); …",
+        "177 violations: [lifecycle] feed main: the partner segment has 559 members, the model "
+        "484 (0 missing, 75 unexpected); the partner's faults were all transient, so only a "
+        "dead-lettered batch excuses a difference, and 75 of them not accounted as error or "
+        "dead-lettered (e.g. unexpected EMAIL_SHA256 0d5367aeea12…, last sent by update #226 "
+        "DELETE); …",
         "RemovesAsAdds",
     ),
     "RETRY-NO-DUPLICATE-SUCCESS": Example(
-        "133 violations: [lifecycle] feed main batch 7001-batch-1: 366 success for 183 "
-        "distinct items; …",
+        "232 violations: [lifecycle] feed main batch 7001-batch-1: 366 success for 183 distinct "
+        "items; …",
         "DuplicatesItems",
     ),
     "DELETE-ABSENT": Example(
@@ -166,8 +168,11 @@ EXAMPLES: dict[str, Example] = {
         "NeverRefreshes",
     ),
     "TOKEN-INVALID-GRANT": Example(
-        "the platform call at seq 1 made 5 refresh attempts after the partner answered "
-        "invalid_grant (retry storm; at most 1 per call); …",
+        "preset:invalid-grant: the platform call at seq 1 made 5 refresh attempts with a refresh "
+        "token the partner refused with invalid_grant (retry storm; at most 1 per call); "
+        "preset:invalid-grant: the platform call at seq 23 made 5 refresh attempts with a refresh "
+        "token the partner refused with invalid_grant (retry storm; at most 1 per call); "
+        "preset:invalid-grant: the platform call at seq 45 made 5; …",
         "RetriesRefusedGrant",
     ),
     "RATE-LIMIT": Example(
@@ -182,22 +187,25 @@ EXAMPLES: dict[str, Example] = {
         "ErrorOn5xx",
     ),
     "PARTIAL-FAILURE": Example(
-        "batch HTTP 200 OK (seq 73): 20 items, the partner accepted 19 and rejected 1 of 20 "
-        "operations; the connector counted 0 success / 20 error, expected 19 / 1; …",
+        "preset:mixed-invalid-items: batch HTTP 200 OK (seq 73): 20 items, the partner accepted "
+        "19 and rejected 1 of 20 operations in 2 uploads; the connector counted 0 success / 20 "
+        "error, expected 19 / 1; preset:mixed-invalid-items: batch HTTP 200 OK (seq 125): 20 "
+        "items, the partner accepted 19 and rejected 1 of 20 operations in 2 uploads; the "
+        "connector counted 0 success / 20 error, expected 19 / 1;; …",
         "PartialFailureAllError",
     ),
     "PII-HASHED": Example(
-        "1 violation: [lifecycle] partner request req-000009 carried 1 unhashed "
-        "identifier(s), e.g. EMAIL_SHA256 <24-character value with '@'> (raw: contains '@')",
+        "44 violations: [lifecycle] partner request req-000009 carried 1 unhashed identifier(s), "
+        "e.g. EMAIL_SHA256 <24-character value with '@'> (raw: contains '@'); …",
         "SendsRawEmail",
     ),
     "SECRET-NO-LEAK": Example(
-        "6 violations: [lifecycle] POST /v1/external_segment_connection answered a secret in "
-        "the body (masked in the trace as '***'); …",
+        "60 violations: [lifecycle] POST /v1/external_segment_connection answered a secret in the "
+        "body (masked in the trace as '***'); …",
         "LeaksRefreshToken",
     ),
     "ACCOUNT-ISOLATION": Example(
-        "6 violations: [lifecycle] 3 partner request(s) answered 403 (e.g. POST "
+        "54 violations: [lifecycle] 3 partner request(s) answered 403 (e.g. POST "
         "/v1/accounts/acc-2/segments ACCOUNT_FORBIDDEN): the connector reached beyond its "
         "account; …",
         "TouchesForeignAccount",
@@ -212,28 +220,34 @@ EXAMPLES: dict[str, Example] = {
         "NoLoginUrl",
     ),
     "AUTH-STATE-TAMPER": Example(
-        "/v1/authentication with an altered state HTTP 200 ok (seq 35): expected error; …",
+        "/v1/authentication with a state with one character changed HTTP 200 ok (seq 35): "
+        "expected error; /v1/authentication with a state with one character changed HTTP 200 ok "
+        "(seq 35): the connector exchanged the code at the partner (1 authorization_code "
+        "request(s); code used by the call: True); /v1/authentication with a state with one "
+        "character changed HTTP 200 ok (seq 35): the connector wrote to the; …",
         "AcceptsForgedState",
     ),
     "AUTH-ROUNDTRIP": Example(
-        "the status after logout answered HTTP 200 authenticated (seq 111), expected "
+        "the status after logout answered HTTP 200 authenticated (seq 131), expected "
         "not_authenticated",
         "LogoutDoesNothing",
     ),
     "DYNAMIC-PROPERTIES": Example(
-        "dynamic values without partner_account_id HTTP 200 ok (seq 87): "
-        "partner_account_id: values repeated: acc-1; …",
+        "dynamic values without partner_account_id HTTP 200 ok (seq 107): partner_account_id: "
+        "values repeated: acc-1; dynamic values with acc-1 HTTP 200 ok (seq 117): "
+        "partner_account_id: values repeated: acc-1; dynamic values with acc-1 HTTP 200 ok (seq "
+        "117): partner_segment_id: values repeated: seg-000001",
         "DuplicateEnumValues",
     ),
     "NOT-IMPLEMENTED-OK": Example(
-        "auth: dynamic_property_values answered HTTP 500 'not implemented'; …; an optional "
-        "route that is not implemented answers 400 not_implemented or 404",
+        "auth: dynamic_property_values answered HTTP 500 'not implemented'; auth: "
+        "dynamic_property_values answered HTTP 500 'not implemented'; an optional route that is "
+        "not implemented answers 400 not_implemented or 404",
         "OptionalRouteAnswers500",
     ),
     "STATEFUL-LIFECYCLE": Example(
-        "BATCH-ACCOUNTING broke under --seed 0: batch 7076-batch-1 of 1 item(s): final "
-        "answer 200 OK counted sent_items_in_success=1 + sent_items_in_error=1; expected two "
-        "counts >= 0 adding up to 1 (then the minimal failing program, step by step)",
+        "BATCH-ACCOUNTING broke under --seed 0: 1 violation: [stateful] OK answer: 1 success + 1 "
+        "error = 2 for a batch of 1: expected the sum to be 1, both >= 0; …",
         "CountsDoNotAddUp",
     ),
 }

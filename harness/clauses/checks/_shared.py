@@ -70,7 +70,7 @@ class _Findings:
                     seqs.append(seq)
         count = len(self.items)
         return Verdict.failed(
-            f"{count} {what}{'s' if count != 1 else ''}: {shown}{tail}",
+            f"{count} {what if count == 1 else _plural(what)}: {shown}{tail}",
             seqs=seqs,
             run=run,
         )
@@ -261,3 +261,8 @@ def _why_missing(run: RunView, notes: AuthNotes) -> str:
 def _call_of(run: RunView, answered: Answered | None) -> Exchange | None:
     """The platform call a noted answer names."""
     return run.call(answered.seq) if answered is not None else None
+
+
+def _plural(word: str) -> str:
+    """``violation`` -> ``violations``, ``mismatch`` -> ``mismatches``."""
+    return word + ("es" if word.endswith(("ch", "sh", "s", "x")) else "s")

@@ -83,7 +83,6 @@ def _number(value: object) -> bool:
 def check_batch_accounting(evidence: Evidence) -> Verdict:
     """Every final (OK / ERROR) ``batch_update`` answer's counts add up to the batch size."""
     findings = _Findings()
-    _random_lives(evidence, "BATCH-ACCOUNTING", findings)
     checked = 0
     for record, exchange in _batch_answers(evidence):
         body = exchange.answer
@@ -114,6 +113,7 @@ def check_batch_accounting(evidence: Evidence) -> Verdict:
                 f"{len(content)}, both >= 0",
                 [exchange.seq],
             )
+    _random_lives(evidence, "BATCH-ACCOUNTING", findings)  # after the fixed runs: they read first
     return findings.verdict(f"{checked} final batch answers add up")
 
 
@@ -130,7 +130,6 @@ def check_batch_honest(evidence: Evidence) -> Verdict:
     """Per final batch attempt: reported success == operations the partner accepted in the
     uploads nested in that call, and errors <= items the partner did not accept."""
     findings = _Findings()
-    _random_lives(evidence, "BATCH-HONEST", findings)
     checked = 0
     for record in evidence:
         index = view_of(record)
@@ -162,6 +161,7 @@ def check_batch_honest(evidence: Evidence) -> Verdict:
                         f"{size - accepted} of {size} items were not accepted",
                         [exchange.seq],
                     )
+    _random_lives(evidence, "BATCH-HONEST", findings)  # after the fixed runs: they read first
     return findings.verdict(f"{checked} final batch answers match the partner's ledger")
 
 
@@ -373,7 +373,6 @@ def check_convergence(evidence: Evidence) -> Verdict:
     update whose delivery was accounted as error / dead-lettered (and no more of them than
     the errors accounted)."""
     findings = _Findings()
-    _random_lives(evidence, "CONVERGENCE", findings)
     compared = files = 0
     for record in evidence:
         if record.aborted:
@@ -395,6 +394,7 @@ def check_convergence(evidence: Evidence) -> Verdict:
             if actual == expected:
                 continue
             _explain(record, name, feed, expected, actual, findings)
+    _random_lives(evidence, "CONVERGENCE", findings)  # after the fixed runs: they read first
     if not findings and compared == 0 and files:
         return Verdict.skipped(
             f"{files} feed(s) delivered as FILE_DELIVERY files: the harness does not upload "
@@ -465,7 +465,6 @@ def check_retry_no_duplicate_success(evidence: Evidence) -> Verdict:
     """Per feed session: the final answers' success total <= the distinct items sent (an
     item is its update and its content), and per batch <= its distinct items."""
     findings = _Findings()
-    _random_lives(evidence, "RETRY-NO-DUPLICATE-SUCCESS", findings)
     sessions = 0
     for record in evidence:
         for name, feed in _feeds(record):
@@ -501,6 +500,7 @@ def check_retry_no_duplicate_success(evidence: Evidence) -> Verdict:
                         "sent: an item counted twice",
                         seqs[-5:],
                     )
+    _random_lives(evidence, "RETRY-NO-DUPLICATE-SUCCESS", findings)  # the fixed runs first
     return findings.verdict(f"{sessions} sessions count each item as success at most once")
 
 
