@@ -42,6 +42,8 @@ class _Finding:
     run: str
     message: str
     seqs: tuple[int, ...]
+    pinned: bool = False
+    """Always shown, even beyond the first findings (a random feed life's minimal program)."""
 
 
 @dataclass
@@ -50,8 +52,11 @@ class _Findings:
 
     items: list[_Finding] = field(default_factory=list)
 
-    def add(self, run: str, message: str, seqs: Iterable[int | None] = ()) -> None:
-        self.items.append(_Finding(run, message, tuple(s for s in seqs if s is not None)))
+    def add(
+        self, run: str, message: str, seqs: Iterable[int | None] = (), *, pinned: bool = False
+    ) -> None:
+        kept = tuple(s for s in seqs if s is not None)
+        self.items.append(_Finding(run, message, kept, pinned))
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -59,9 +64,12 @@ class _Findings:
     def verdict(self, passed: str, *, what: str = "violation") -> Verdict:
         if not self.items:
             return Verdict.passed(passed)
-        shown = "; ".join(f"[{f.run}] {f.message}" for f in self.items[:_MAX_SHOWN])
-        more = len(self.items) - _MAX_SHOWN
+        first = self.items[:_MAX_SHOWN]
+        pinned = [f for f in self.items[_MAX_SHOWN:] if f.pinned]
+        shown = "; ".join(f"[{f.run}] {f.message}" for f in first)
+        more = len(self.items) - len(first) - len(pinned)
         tail = f"; and {more} more" if more > 0 else ""
+        tail += "".join(f"; [{f.run}] {f.message}" for f in pinned)
         run = self.items[0].run
         seqs: list[int] = []  # of the first failing run: seqs number one run's trace
         for finding in (f for f in self.items if f.run == run):

@@ -38,7 +38,7 @@ def _random_lives(evidence: Evidence, clause_id: str, findings: _Findings) -> No
     broken = broken_in_random_lives(evidence, clause_id)
     if broken is not None:
         run, message, seqs = broken
-        findings.add(run, f"a random feed life broke it: {message}", seqs)
+        findings.add(run, f"a random feed life broke it: {message}", seqs, pinned=True)
 
 
 def _batch_answers(evidence: Evidence) -> list[tuple[RunRecord, Exchange]]:
