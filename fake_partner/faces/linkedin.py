@@ -1,0 +1,5 @@
+from fake_partner.faces.base import Face
+
+
+class LinkedInFace(Face):
+    name = "linkedin"
