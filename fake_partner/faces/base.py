@@ -43,6 +43,15 @@ CORE_PATHS = {
 }
 
 
+class FaceError(PartnerError):
+    """A refusal only one face makes (a missing ``LinkedIn-Version``, an unknown Graph
+    version): the core's ``code`` for the ledger, the face's own ``dialect_code``."""
+
+    def __init__(self, status: int, code: str, message: str, dialect_code: str) -> None:
+        super().__init__(status, code, message)
+        self.dialect_code = dialect_code
+
+
 @dataclass(frozen=True, slots=True)
 class PartnerRequest:
     """One request as every face reads it; the bearer token is parsed once, here."""

@@ -350,7 +350,7 @@ def upload_operations(ctx: Context, token: AccessToken, partial_failure: bool) -
     call = ctx.call
     try:
         outcome = ctx.state.upload(
-            token, ctx.params["segment_id"], call.operations, partial_failure, ctx.reject
+            token, call.segment_id or "", call.operations, partial_failure, ctx.reject
         )
     except PartnerError as error:
         if error.code == ErrorCode.INVALID_OPERATIONS:
