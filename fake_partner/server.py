@@ -265,16 +265,23 @@ def serve(
 
 
 def serve_from_command_line(
-    port: int, scenario: str | None, host: str = "127.0.0.1", *, log: RequestLog | None = None
+    port: int,
+    scenario: str | None,
+    host: str = "127.0.0.1",
+    *,
+    log: RequestLog | None = None,
+    dialect: str | None = None,
 ) -> int:
     """Serve until interrupted, printing base_url, client_id/secret, refresh and admin tokens.
 
+    ``dialect`` (``generic``, ``linkedin``, ``meta``) overrides the scenario's ``partner``
+    key; for Meta, which has no refresh grant, a long-lived access token is printed too.
     The secrets are printed on purpose: the user asked for them to point a connector by
     hand. Returns 0 after Ctrl-C or SIGTERM, 2 for a bad scenario or an unusable address.
     """
     try:
-        partner = Partner(load_scenario(scenario))
-    except ScenarioError as error:
+        partner = Partner(load_scenario(scenario), dialect=dialect)
+    except (ScenarioError, PartnerUsageError) as error:
         print(f"feed-harness serve-partner: {error}", file=sys.stderr)
         return EXIT_USAGE
     stop = threading.Event()
@@ -291,6 +298,16 @@ def serve_from_command_line(
                 ]
             except PartnerUsageError:
                 lines += ["client_id: (none)", "client_secret: (none)", "refresh_token: (none)"]
+            else:
+                if not partner.face.info().get("refresh_grant", True):
+                    token = partner.seed_access_token(credentials.account_ids)
+                    lines.append(f"access_token: {token}")
+            info = partner.dialect_info()
+            if info["dialect"] != "generic":  # the generic output stays as it always was
+                lines.append(
+                    f"dialect: {info['dialect']} (api_version {info['api_version']}, "
+                    f"base path {info['base_path']})"
+                )
             lines.append(f"admin_token: {partner.admin_token}")
             lines.append(
                 "# " + CLOCK_NOTE.format(token=partner.admin_token, base_url=served.base_url)
