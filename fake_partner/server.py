@@ -27,6 +27,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from fake_partner.app import TRANSPORT_KEY
 from fake_partner.errors import PartnerUsageError, ScenarioError
+from fake_partner.inbound import UnreadableRequestError
 from fake_partner.partner import Partner
 from fake_partner.scenario import load_scenario
 
@@ -89,6 +90,22 @@ class _DroppableH11Protocol(JsonErrorH11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.app_state = {**self.app_state, TRANSPORT_KEY: transport}
+
+
+def _protocol_for(partner: Partner) -> type[_DroppableH11Protocol]:
+    """The h11 protocol whose answer to an unparsable request is in the partner's dialect
+    (the one it speaks when served)."""
+    if partner.face.name == "generic":
+        return _DroppableH11Protocol
+    refusal = UnreadableRequestError(400, "request", UNPARSED_MESSAGE)
+    body = json.loads(partner.face.render_refusal(refusal, _UNPARSED_ID, None).content)
+
+    class _FaceProtocol(_DroppableH11Protocol):
+        @staticmethod
+        def error_body(message: str) -> dict[str, Any]:
+            return dict(body)
+
+    return _FaceProtocol
 
 
 class _Server(uvicorn.Server):
@@ -260,7 +277,7 @@ def serve(
     sock = listen(host, port)
     served = ServedPartner(partner, host, sock.getsockname()[1])
     app = partner.asgi_app(served.base_url)
-    with serve_asgi(app, sock, http=_DroppableH11Protocol, log=log):
+    with serve_asgi(app, sock, http=_protocol_for(partner), log=log):
         yield served
 
 

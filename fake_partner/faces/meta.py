@@ -484,8 +484,8 @@ class MetaFace(Face):
             return form.get("access_token") or None
         if request.body.strip() and "json" in request.content_type:
             try:
-                data = json.loads(request.body)
-            except ValueError:
+                data = json_value(request.body)
+            except UnreadableRequestError:
                 return None
             value = data.get("access_token") if isinstance(data, dict) else None
             return value if isinstance(value, str) and value else None
