@@ -47,9 +47,18 @@ class FaceError(PartnerError):
     """A refusal only one face makes (a missing ``LinkedIn-Version``, an unknown Graph
     version): the core's ``code`` for the ledger, the face's own ``dialect_code``."""
 
-    def __init__(self, status: int, code: str, message: str, dialect_code: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        dialect_code: str,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(status, code, message)
         self.dialect_code = dialect_code
+        self.extra: dict[str, Any] = dict(extra or {})
+        """More fields of the face's error body (Meta's ``error_subcode``...)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,10 +127,9 @@ def _params(request: PartnerRequest) -> _Params:
     return params
 
 
-def _bad(message: str, subcode: int | None = None) -> FaceError:
-    error = FaceError(400, ErrorCode.INVALID_REQUEST, f"(#100) {message}", "100")
-    error.details = [{"error_subcode": subcode}] if subcode is not None else []
-    return error
+def _bad(message: str) -> FaceError:
+    """Meta's code 100 (invalid parameter); the core's ``INVALID_REQUEST``."""
+    return FaceError(400, ErrorCode.INVALID_REQUEST, f"(#100) {message}", "100")
 
 
 def _string(params: Mapping[str, Any], key: str, required: bool = False) -> str | None:
@@ -535,9 +534,7 @@ class MetaFace(Face):
         code = error.code
         if isinstance(error, FaceError):
             body["code"] = int(error.dialect_code)
-            for detail in error.details:
-                if detail.get("error_subcode") is not None:
-                    body["error_subcode"] = detail["error_subcode"]
+            body.update(error.extra)
         elif code == ErrorCode.INVALID_ACCESS_TOKEN:
             if call.token is None:
                 body.update(

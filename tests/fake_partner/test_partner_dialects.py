@@ -327,3 +327,32 @@ def _assert_shape(dialect: str, answer: httpx.Response) -> None:
     else:
         assert set(body) == {"error"}
         assert {"message", "type", "code", "fbtrace_id"} <= set(body["error"])
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_fault_rule_written_against_the_core_fires_in_every_dialect(dialect: str) -> None:
+    rule = {
+        "method": "POST",
+        "path": "/v1/segments/*/members",
+        "segment": "seg-000001",
+        "nth": 1,
+        "effect": {"kind": "error", "status": 500},
+    }
+    partner = Partner({"provisioning_delay": 0, "faults": [rule]}, dialect=dialect)
+    with httpx.Client(transport=partner.transport(), base_url=BASE_URLS[dialect]) as http:
+        client = CLIENTS[dialect](http, partner)
+        token = client.login()
+        segment = client.created_id(client.create(token, "s"))
+        failed = client.upload(token, segment, [sha("a")], action="REMOVE")
+        assert failed.status_code == 500
+        assert client.upload(token, segment, [sha("a")]).status_code == 200
+    entry = partner.ledger.uploads()[0]
+    assert (entry.segment_id, entry.faults, entry.signal) == ("seg-000001", ("error",), "transient")
+    assert entry.error_code == "INTERNAL_ERROR"
+
+
+def test_the_old_responses_module_still_exports_its_names() -> None:
+    from fake_partner import responses
+
+    for name in ("respond", "refused", "Dropped", "DROP_MESSAGE", "json_response"):
+        assert hasattr(responses, name)
