@@ -94,12 +94,12 @@ def respond(partner: Partner, request: httpx.Request) -> Answer:
             return json_response(200, document, "req-openapi")
     state = partner.backend
     incoming = PartnerRequest.of(request, method)
-    route: FaceRoute | None = None
+    route: FaceRoute | PartnerError
     parsed: object = None
     try:
         route = face.match(incoming)
-    except PartnerError:
-        pass  # answered, and recorded, as the face's 404 or 405 below
+    except PartnerError as error:
+        route = error  # answered, and recorded, as the face's 404 or 405 below
     else:
         try:
             parsed = face.readable(route, incoming, state.scenario.limits.max_body_bytes)
@@ -115,7 +115,7 @@ def respond(partner: Partner, request: httpx.Request) -> Answer:
     call.request_id = f"req-{call.sequence:06d}"
     answer: Answer
     try:
-        answer = _partner_call(partner, face, state, incoming, call, parsed)
+        answer = _partner_call(partner, face, state, incoming, route, call, parsed)
     except Exception:  # a bug in the partner: answer 500 rather than hang the client
         logger.exception("fake_partner: unexpected error handling %s %s", method, path)
         answer = render_error(
@@ -209,6 +209,7 @@ def _partner_call(
     face: Face,
     state: PartnerState,
     request: PartnerRequest,
+    route: FaceRoute | PartnerError,
     call: Call,
     parsed: object,
 ) -> Answer:
@@ -218,10 +219,8 @@ def _partner_call(
         call.token = fingerprint(raw)
         access = state.access_tokens.get(raw)
         call.client_id = access.client_id if access is not None else None
-    try:
-        route = face.match(request)
-    except PartnerError as error:
-        return render_error(face, error, call)
+    if isinstance(route, PartnerError):
+        return render_error(face, route, call)
     call.route = route.core
     call.dialect_route = route.key if face.name != "generic" else None
     ctx = Context(partner, face, state, request, route, call, None, parsed)
