@@ -1,8 +1,9 @@
 """A stateful, deterministic fake of an ad partner's audience API (``partner-api.md``).
 
 Knows nothing of mediarithmics: it never imports ``contracts`` or ``harness``.
-State and rules live in ``models`` (no HTTP); ``responses`` is the one HTTP face, served
-in-process by respx (``Partner.mock``/``Partner.mount``) or on loopback (``serve``).
+State and rules live in ``models`` (no HTTP); ``pipeline`` takes every request through
+fault rules and the ledger to a face of ``faces`` (``generic``, ``linkedin``, ``meta``),
+served in-process by respx (``Partner.mock``/``Partner.mount``) or on loopback (``serve``).
 """
 
 from fake_partner.app import ASGIApp, ConnectionDroppedError
@@ -16,6 +17,7 @@ from fake_partner.errors import (
     PartnerUsageError,
     ScenarioError,
 )
+from fake_partner.faces import DIALECTS
 from fake_partner.faults import EFFECT_KINDS, FaultRule
 from fake_partner.identifiers import (
     IDENTIFIER_TYPES,
@@ -26,7 +28,7 @@ from fake_partner.identifiers import (
     match_score,
     matches,
 )
-from fake_partner.ledger import Ledger, LedgerEntry, LedgerOperation
+from fake_partner.ledger import SIGNALS, Ledger, LedgerEntry, LedgerOperation
 from fake_partner.models import PartnerState, fingerprint
 from fake_partner.partner import (
     DEFAULT_BASE_URL,
@@ -35,8 +37,8 @@ from fake_partner.partner import (
     Observer,
     Partner,
 )
+from fake_partner.pipeline import Dropped
 from fake_partner.presets import PRESETS, Preset, list_presets
-from fake_partner.responses import Dropped
 from fake_partner.scenario import (
     AccountSpec,
     ClientSpec,
@@ -51,9 +53,11 @@ from fake_partner.server import ServedPartner, serve, serve_from_command_line
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_START",
+    "DIALECTS",
     "EFFECT_KINDS",
     "IDENTIFIER_TYPES",
     "PRESETS",
+    "SIGNALS",
     "ASGIApp",
     "AccountSpec",
     "ClientCredentials",

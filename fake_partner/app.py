@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from fake_partner.inbound import UnreadableRequestError, check_request
-from fake_partner.responses import Dropped, refused
+from fake_partner.pipeline import Dropped, refused
 
 if TYPE_CHECKING:
     from fake_partner.partner import Partner

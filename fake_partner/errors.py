@@ -54,6 +54,7 @@ class PartnerError(Exception):
         message: str,
         details: Sequence[Mapping[str, Any]] = (),
         headers: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
@@ -61,6 +62,8 @@ class PartnerError(Exception):
         self.message = message
         self.details: list[dict[str, Any]] = [dict(item) for item in details]
         self.headers: dict[str, str] = dict(headers or {})
+        self.retry_after = retry_after
+        """The wait the core decided (seconds), whether or not the generic headers say it."""
 
 
 class OAuthError(Exception):

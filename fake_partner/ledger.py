@@ -21,6 +21,19 @@ from fake_partner.clock import isoformat
 
 Member = tuple[str, str]
 
+SIGNALS = (
+    "throttled",
+    "transient",
+    "expired_token",
+    "invalid_grant",
+    "revoked_token",
+    "not_ready",
+    "per_item",
+    "permanent",
+)
+"""The values of :attr:`LedgerEntry.signal` besides ``None`` (a plain success): the face
+tells the core which answers are throttling, transient, per-item or permanent."""
+
 
 @dataclass(frozen=True, slots=True)
 class LedgerOperation:
@@ -203,6 +216,17 @@ class LedgerEntry:
     faults: tuple[str, ...]
     grant_type: str | None = None
     partial_failure: bool | None = None
+    dialect: str = "generic"
+    """The face that answered: ``generic``, ``linkedin`` or ``meta``."""
+    dialect_code: str | None = None
+    """The error code as the dialect wrote it (``"RATE_LIMITED"``, ``"TOO_MANY_REQUESTS"``,
+    ``"80003"``...), or ``None`` for a success or a dropped connection."""
+    signal: str | None = None
+    """What kind of answer this was, whatever the dialect (see :data:`SIGNALS`)."""
+    retry_after: float | None = None
+    """Seconds the partner asked the client to wait (``None``: it said nothing)."""
+    dialect_route: str | None = None
+    """The face's own route (``"POST /rest/dmpSegments/{id}/users"``); ``route`` is the core's."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.operations, LedgerOperations):
@@ -248,6 +272,11 @@ class LedgerEntry:
             "faults": list(self.faults),
             "grant_type": self.grant_type,
             "partial_failure": self.partial_failure,
+            "dialect": self.dialect,
+            "dialect_route": self.dialect_route,
+            "dialect_code": self.dialect_code,
+            "signal": self.signal,
+            "retry_after": self.retry_after,
             "received": len(self.operations),
             "accepted": self.accepted,
             "rejected": self.rejected,

@@ -466,6 +466,7 @@ class PartnerState:
                     f"daily quota of {quota} requests for client {token.client_id!r} is "
                     "exhausted; it resets at 00:00 UTC",
                     headers={"Retry-After": str(max(1, wait))},
+                    retry_after=float(max(1, wait)),
                 )
         limit = self.scenario.rate_limit_per_minute
         window = self.rate_windows.get(token.fingerprint)
@@ -484,6 +485,7 @@ class PartnerState:
                 f"more than {limit} requests in a minute for this access token; wait "
                 "Retry-After seconds (or back off) before the next request",
                 headers=headers,
+                retry_after=float(reset),
             )
         window.count += 1
         if quota is not None:
@@ -556,8 +558,15 @@ class PartnerState:
         ]
 
     def create_segment(
-        self, token: AccessToken, account_id: str, name: str, description: str | None
+        self,
+        token: AccessToken,
+        account_id: str,
+        name: str,
+        description: str | None,
+        *,
+        unique_name: bool = True,
     ) -> Segment:
+        """A new segment; ``unique_name=False`` lets a name repeat in an account (Meta)."""
         self.require_account(token, account_id)
         limit = self.scenario.limits.max_name_length
         if not 1 <= len(name) <= limit or not name.strip():
@@ -576,7 +585,7 @@ class PartnerState:
                 [{"field": "description"}],
             )
         existing = self.segment_names.get((account_id, name))
-        if existing is not None:
+        if existing is not None and unique_name:
             raise PartnerError(
                 409,
                 ErrorCode.SEGMENT_NAME_TAKEN,
@@ -595,7 +604,7 @@ class PartnerState:
             ready_at=now + self.scenario.provisioning_delay,
         )
         self.segments[segment.id] = segment
-        self.segment_names[(account_id, name)] = segment.id
+        self.segment_names.setdefault((account_id, name), segment.id)
         return segment
 
     def list_segments(
@@ -617,7 +626,9 @@ class PartnerState:
     def delete_segment(self, token: AccessToken, segment_id: str) -> None:
         segment = self.find_segment(token, segment_id, need_ready=False)
         del self.segments[segment.id]
-        del self.segment_names[(segment.account_id, segment.name)]
+        key = (segment.account_id, segment.name)
+        if self.segment_names.get(key) == segment.id:
+            del self.segment_names[key]
 
     def members_page(
         self, token: AccessToken, segment_id: str, offset: int, limit: int

@@ -21,10 +21,11 @@ import httpx
 
 from fake_partner.clock import VirtualClock
 from fake_partner.errors import PartnerUsageError
+from fake_partner.faces import Face, face_of
 from fake_partner.faults import SEGMENT_STATUSES, FaultEngine
 from fake_partner.ledger import Ledger
 from fake_partner.models import PartnerState, Segment
-from fake_partner.responses import DROP_MESSAGE, Answer, Dropped, respond
+from fake_partner.pipeline import DROP_MESSAGE, Answer, Dropped, respond
 from fake_partner.scenario import (
     DEFAULT_REDIRECT_URIS,
     AccountSpec,
@@ -96,14 +97,21 @@ class Partner:
         *,
         clock: VirtualClock | None = None,
         admin_token: str | None = None,
+        dialect: str | None = None,
     ) -> None:
+        """``dialect`` (``generic``, ``linkedin``, ``meta``) overrides the scenario's
+        ``partner`` key; the default is the scenario's, ``generic`` unless it says."""
         self.clock = clock if clock is not None else VirtualClock()
         self.admin_token = admin_token or "adm-" + secrets.token_urlsafe(24)
         self.ledger = Ledger()
         self._lock = threading.RLock()
         self._observers: list[Observer] = []
+        self._dialect = dialect
+        if dialect is not None:
+            face_of(dialect)
         self._scenario = load_scenario(scenario)
-        self._effective = self._scenario.effective()
+        self.face: Face = face_of(dialect or self._scenario.partner)
+        self._effective = self._effective_of(self._scenario)
         self.backend = PartnerState(self._effective, self.clock)
         self.faults = FaultEngine(self._effective.faults, self._effective.seed, self.clock.now())
         self._sequence = itertools.count(1)
@@ -143,7 +151,8 @@ class Partner:
         with self._lock:
             previous = self._effective
             self._scenario = loaded
-            self._effective = loaded.effective()
+            self.face = face_of(self._dialect or loaded.partner)
+            self._effective = self._effective_of(loaded)
             if reset:
                 self.reset()
                 return
@@ -157,6 +166,35 @@ class Partner:
             self.faults = FaultEngine(
                 self._effective.faults, self._effective.seed, self.clock.now()
             )
+
+    def _effective_of(self, scenario: Scenario) -> Scenario:
+        """Presets expanded, then the face's defaults for the knobs the scenario leaves unset
+        (LinkedIn's 60-day tokens, 5 s provisioning, 5,000 elements a request...)."""
+        effective = scenario.effective()
+        updates: dict[str, Any] = {}
+        for key, value in self.face.defaults.items():
+            if key == "limits":
+                given = (
+                    scenario.limits.model_fields_set
+                    if "limits" in scenario.model_fields_set
+                    else set()
+                )
+                unset = {k: v for k, v in value.items() if k not in given}
+                if unset:
+                    updates["limits"] = effective.limits.model_copy(update=unset)
+            elif key not in scenario.model_fields_set:
+                updates[key] = value
+        return effective.model_copy(update=updates) if updates else effective
+
+    @property
+    def dialect(self) -> str:
+        """The dialect this partner speaks: ``generic``, ``linkedin`` or ``meta``."""
+        return self.face.name
+
+    def dialect_info(self) -> dict[str, Any]:
+        """What a connector needs to reach this face: ``{"dialect", "api_version",
+        "base_path"}`` (e.g. ``linkedin``, ``202601``, ``/rest``)."""
+        return self.face.info()
 
     def _scenario_refresh_tokens(self) -> list[str]:
         tokens = list(self.backend.refresh_tokens)

@@ -113,6 +113,8 @@ class Scenario(_Strict):
     clients: tuple[ClientSpec, ...] = ()
     refresh_tokens: tuple[RefreshTokenSpec, ...] = ()
     faults: tuple[FaultRule, ...] = ()
+    partner: Literal["generic", "linkedin", "meta"] = "generic"
+    """The dialect the partner speaks (``docs/partner-dialects.md``)."""
 
     @model_validator(mode="before")
     @classmethod

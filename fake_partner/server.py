@@ -27,6 +27,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from fake_partner.app import TRANSPORT_KEY
 from fake_partner.errors import PartnerUsageError, ScenarioError
+from fake_partner.inbound import UnreadableRequestError
 from fake_partner.partner import Partner
 from fake_partner.scenario import load_scenario
 
@@ -89,6 +90,22 @@ class _DroppableH11Protocol(JsonErrorH11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.app_state = {**self.app_state, TRANSPORT_KEY: transport}
+
+
+def _protocol_for(partner: Partner) -> type[_DroppableH11Protocol]:
+    """The h11 protocol whose answer to an unparsable request is in the partner's dialect
+    (the one it speaks when served)."""
+    if partner.face.name == "generic":
+        return _DroppableH11Protocol
+    refusal = UnreadableRequestError(400, "request", UNPARSED_MESSAGE)
+    body = json.loads(partner.face.render_refusal(refusal, _UNPARSED_ID, None).content)
+
+    class _FaceProtocol(_DroppableH11Protocol):
+        @staticmethod
+        def error_body(message: str) -> dict[str, Any]:
+            return dict(body)
+
+    return _FaceProtocol
 
 
 class _Server(uvicorn.Server):
@@ -260,21 +277,28 @@ def serve(
     sock = listen(host, port)
     served = ServedPartner(partner, host, sock.getsockname()[1])
     app = partner.asgi_app(served.base_url)
-    with serve_asgi(app, sock, http=_DroppableH11Protocol, log=log):
+    with serve_asgi(app, sock, http=_protocol_for(partner), log=log):
         yield served
 
 
 def serve_from_command_line(
-    port: int, scenario: str | None, host: str = "127.0.0.1", *, log: RequestLog | None = None
+    port: int,
+    scenario: str | None,
+    host: str = "127.0.0.1",
+    *,
+    log: RequestLog | None = None,
+    dialect: str | None = None,
 ) -> int:
     """Serve until interrupted, printing base_url, client_id/secret, refresh and admin tokens.
 
+    ``dialect`` (``generic``, ``linkedin``, ``meta``) overrides the scenario's ``partner``
+    key; for Meta, which has no refresh grant, a long-lived access token is printed too.
     The secrets are printed on purpose: the user asked for them to point a connector by
     hand. Returns 0 after Ctrl-C or SIGTERM, 2 for a bad scenario or an unusable address.
     """
     try:
-        partner = Partner(load_scenario(scenario))
-    except ScenarioError as error:
+        partner = Partner(load_scenario(scenario), dialect=dialect)
+    except (ScenarioError, PartnerUsageError) as error:
         print(f"feed-harness serve-partner: {error}", file=sys.stderr)
         return EXIT_USAGE
     stop = threading.Event()
@@ -291,6 +315,16 @@ def serve_from_command_line(
                 ]
             except PartnerUsageError:
                 lines += ["client_id: (none)", "client_secret: (none)", "refresh_token: (none)"]
+            else:
+                if not partner.face.info().get("refresh_grant", True):
+                    token = partner.seed_access_token(credentials.account_ids)
+                    lines.append(f"access_token: {token}")
+            info = partner.dialect_info()
+            if info["dialect"] != "generic":  # the generic output stays as it always was
+                lines.append(
+                    f"dialect: {info['dialect']} (api_version {info['api_version']}, "
+                    f"base path {info['base_path']})"
+                )
             lines.append(f"admin_token: {partner.admin_token}")
             lines.append(
                 "# " + CLOCK_NOTE.format(token=partner.admin_token, base_url=served.base_url)

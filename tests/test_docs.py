@@ -286,3 +286,24 @@ def test_the_license_is_the_apache_2_0_text() -> None:
     assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
     assert "END OF TERMS AND CONDITIONS" in text
     assert 'license = { text = "Apache-2.0" }' in (ROOT / "pyproject.toml").read_text()
+
+
+# --------------------------------------------------------------------------- partner dialects
+
+
+def test_the_dialect_examples_run() -> None:
+    blocks = _blocks(_read("partner-dialects.md"), "python")
+    assert len(blocks) == 2
+    for block in blocks:
+        exec(compile(block, "partner-dialects.md", "exec"), {})
+
+
+def test_the_dialect_page_names_every_preset_and_dialect() -> None:
+    from fake_partner.faces import DIALECTS
+    from fake_partner.ledger import SIGNALS
+
+    documented = _documented(_read("partner-dialects.md"))
+    assert set(PRESETS) <= documented, set(PRESETS) - documented
+    assert set(DIALECTS) <= documented
+    assert set(SIGNALS) <= documented, set(SIGNALS) - documented
+    assert "partner-dialects.md" in _read("partner-api.md")

@@ -462,6 +462,103 @@ def partner_server() -> tuple[Server, Partner]:
     return Server("partner", partner.asgi_app(), shape, snapshot, records, _partner_error), partner
 
 
+def dialect_server(dialect: str) -> tuple[Server, Partner]:
+    """A LinkedIn or Meta partner with a ready segment holding a member, under attack."""
+    partner = Partner(dialect=dialect)
+    token = partner.seed_access_token(["acc-1"])
+    credentials = partner.credentials
+    segment = partner.create_segment("acc-1", "s", ready=True)
+    number = int(segment[4:])
+    maid = "6f1c2b9e-3d4a-4b8e-9f10-1234567890ab"
+    partner.backend.segments[segment].members[("MAID", maid)] = False
+    if dialect == "linkedin":
+        from fake_partner.faces.linkedin import ROUTES
+
+        templates = tuple(route.template for route in ROUTES)
+        ident = str(1_000_000 + number).encode()
+        headers: tuple[tuple[bytes, bytes], ...] = (
+            (b"linkedin-version", b"202601"),
+            (b"x-restli-protocol-version", b"2.0.0"),
+            (b"x-restli-method", b"BATCH_CREATE"),
+        )
+        fields = ("elements", "name", "account", "type", "sourcePlatform", "destinations")
+        check = _linkedin_error
+    else:
+        templates = (
+            "/v25.0/act_{id}/customaudiences",
+            "/v25.0/{id}",
+            "/v25.0/{id}/users",
+            "/v25.0/oauth/access_token",
+            "/v25.0/dialog/oauth",
+            "/v17.0/{id}",
+        )
+        ident = f"2385{number:013d}".encode()
+        headers = ((b"content-type", b"application/x-www-form-urlencoded"),)
+        fields = ("payload", "session", "name", "customer_file_source", "access_token", "fields")
+        check = _meta_error
+    basic = base64.b64encode(f"{credentials.client_id}:{credentials.client_secret}".encode())
+    shape = Shape(
+        templates=(*templates, *(r.template for r in ADMIN_ROUTES)),
+        ids=(ident, b"acc-1", b"acc-2", b"999"),
+        good_headers=(
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"authorization", f"Bearer {partner.admin_token}".encode()),
+            (b"authorization", b"Basic " + basic),
+            (b"content-type", b"application/json"),
+            *headers,
+        ),
+        json_fields=fields,
+    )
+
+    def snapshot() -> Any:
+        return (partner.clock.now(), json.dumps(partner.state(include_members=True)))
+
+    def records() -> int:
+        count = len(partner.ledger)
+        if count:
+            json.dumps(partner.ledger._entries[-1].to_json(), ensure_ascii=False).encode()
+        return count
+
+    app = partner.asgi_app()
+    return Server(f"partner-{dialect}", app, shape, snapshot, records, check), partner
+
+
+def _admin_or(request: RawRequest, answer: RawAnswer) -> bool:
+    """Admin answers keep the generic shape in every dialect (a request refused unread,
+    before its target is looked at, has the face's shape)."""
+    error = answer.json().get("error")
+    if request.target.startswith(b"/_admin") and isinstance(error, dict) and "status" in error:
+        _partner_error(request, answer)
+        return True
+    return False
+
+
+def _linkedin_error(request: RawRequest, answer: RawAnswer) -> None:
+    assert _content_type_json(answer), answer.headers
+    if _admin_or(request, answer):
+        return
+    data = answer.json()
+    if isinstance(data.get("error"), str):  # OAuth's own shape, on the token endpoint only
+        assert request.target.split(b"?")[0].endswith(b"/oauth/v2/accessToken"), (request, data)
+        return
+    assert set(data) == {"status", "serviceErrorCode", "code", "message"}, data
+    assert data["status"] == answer.status
+    assert isinstance(data["code"], str)
+    assert data["message"]
+
+
+def _meta_error(request: RawRequest, answer: RawAnswer) -> None:
+    assert _content_type_json(answer), answer.headers
+    if _admin_or(request, answer):
+        return
+    error = answer.json()["error"]
+    assert isinstance(error["code"], int), error
+    assert error["type"] in ("OAuthException", "GraphMethodException")
+    assert isinstance(error["message"], str)
+    assert error["message"]
+    assert isinstance(error["fbtrace_id"], str)
+
+
 def gateway_world() -> Gateway:
     gateway = Gateway()
     gateway.add_feed(FeedSetup(FEED, properties={"partner_account_id": "acc-1"}))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from hostile_support import (
     RawRequest,
     connector_server,
+    dialect_server,
     gateway_server,
     hostile_requests,
     partner_server,
@@ -27,12 +28,26 @@ _SETTINGS = settings(
 
 PARTNER, _ = partner_server()
 GATEWAY, _ = gateway_server()
+LINKEDIN, _ = dialect_server("linkedin")
+META, _ = dialect_server("meta")
 
 
 @_SETTINGS
 @given(request=hostile_requests(PARTNER.shape))
 def test_partner_survives_any_request(request: RawRequest) -> None:
     PARTNER.attack(request)
+
+
+@_SETTINGS
+@given(request=hostile_requests(LINKEDIN.shape))
+def test_linkedin_partner_survives_any_request(request: RawRequest) -> None:
+    LINKEDIN.attack(request)
+
+
+@_SETTINGS
+@given(request=hostile_requests(META.shape))
+def test_meta_partner_survives_any_request(request: RawRequest) -> None:
+    META.attack(request)
 
 
 @_SETTINGS

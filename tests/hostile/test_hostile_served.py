@@ -54,6 +54,15 @@ def _partner_format(body: Any) -> bool:
     return isinstance(error, dict) and {"status", "code", "message", "request_id"} <= set(error)
 
 
+def _linkedin_format(body: Any) -> bool:
+    return set(body) == {"status", "serviceErrorCode", "code", "message"}
+
+
+def _meta_format(body: Any) -> bool:
+    error = body.get("error")
+    return isinstance(error, dict) and {"message", "type", "code", "fbtrace_id"} <= set(error)
+
+
 def _sdk_format(body: Any) -> bool:
     return body.get("status") == "error" and isinstance(body.get("message"), str)
 
@@ -63,6 +72,12 @@ def _served(name: str) -> Iterator[tuple[int, Callable[[Any], bool]]]:
     if name == "partner":
         with serve(Partner()) as partner:
             yield partner.port, _partner_format
+    elif name == "partner-linkedin":
+        with serve(Partner(dialect="linkedin")) as partner:
+            yield partner.port, _linkedin_format
+    elif name == "partner-meta":
+        with serve(Partner(dialect="meta")) as partner:
+            yield partner.port, _meta_format
     elif name == "gateway":
         with serve_gateway(Gateway()) as gateway:
             yield gateway.port, _sdk_format
@@ -72,7 +87,9 @@ def _served(name: str) -> Iterator[tuple[int, Callable[[Any], bool]]]:
             yield served.port, _sdk_format
 
 
-@pytest.mark.parametrize("name", ["partner", "gateway", "connector"])
+@pytest.mark.parametrize(
+    "name", ["partner", "partner-linkedin", "partner-meta", "gateway", "connector"]
+)
 def test_served_apps_answer_hostile_bytes_with_their_json_4xx(name: str) -> None:
     with _served(name) as (port, in_format):
         for case, raw in CASES.items():
