@@ -203,8 +203,8 @@ def check_batch_empty(evidence: Evidence) -> Verdict:
 
 @clause(
     "BATCH-LIMIT",
-    "no request to the partner exceeds its limits (10,000 operations, 5 MiB): a larger "
-    "batch is split.",
+    "no request to the partner exceeds its limits (generic API: 10,000 operations, 5 MiB; "
+    "`technical_config` names lower ones): a larger batch is split.",
     group="batches",
     runs=(OVERSIZED,),
 )

@@ -307,7 +307,8 @@ def _last_segment_answer(record: RunRecord, exchange: Exchange) -> Exchange | No
 
 @clause(
     "CONNECT-NOT-READY",
-    "while the partner answers 404 `SEGMENT_NOT_READY`, connection answers "
+    "while the partner says the segment is not ready (generic API: 404 `SEGMENT_NOT_READY`), "
+    "connection answers "
     "`external_segment_not_ready_yet` (502), never `ok` and never `error`.",
     group="creation",
     routes=("external_segment_connection",),

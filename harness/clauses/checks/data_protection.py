@@ -209,8 +209,8 @@ handed the connector is not among them."""
 
 @clause(
     "ACCOUNT-ISOLATION",
-    "the connector touches only its feed's account and segment (no 403 `ACCOUNT_FORBIDDEN`, "
-    "no write to another segment).",
+    "the connector touches only its feed's account and segment (no request refused as "
+    "another account's, a 403; no read of or write to another segment).",
     group="data_protection",
     runs=(LIFECYCLE, AUTH),
 )

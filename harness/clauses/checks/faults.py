@@ -61,8 +61,9 @@ def _is_refresh(entry: LedgerEntry) -> bool:
 
 @clause(
     "TOKEN-REFRESH",
-    "on 401 `EXPIRED_ACCESS_TOKEN` the connector refreshes once and re-sends; nothing is "
-    "lost, and it never refreshes before each call when the token is still valid.",
+    "when the partner refuses an expired access token (generic API: 401 "
+    "`EXPIRED_ACCESS_TOKEN`), the connector refreshes once and re-sends; nothing is lost, "
+    "and it never refreshes before each call when the token is still valid.",
     group="faults",
     runs=(TOKEN_EXPIRY,),
 )
@@ -230,8 +231,8 @@ def _check_needless(run: RunView, problems: _Problems) -> None:
 
 @clause(
     "TOKEN-INVALID-GRANT",
-    "when the refresh token itself is refused (400 `invalid_grant`), the answer is an error "
-    "that says re-authentication is needed; no retry storm.",
+    "when the refresh token itself is refused (OAuth `invalid_grant`, a 400), the answer is "
+    "an error that says re-authentication is needed; no retry storm.",
     group="faults",
     runs=(INVALID_GRANT,),
 )
@@ -358,9 +359,9 @@ def _check_storm(run: RunView, refused: list[LedgerEntry], problems: _Problems) 
 
 @clause(
     "RATE-LIMIT",
-    "on 429 the connector answers `retry`/`RETRY` with a delay of at least `Retry-After` (or a "
-    "positive default when the header is missing), and the partner sees no request from it "
-    "before that delay passed.",
+    "when the partner throttles (generic API: 429) the connector answers `retry`/`RETRY` "
+    "with a delay of at least the one the partner asked (`Retry-After`; a positive default "
+    "when it names none), and the partner sees no request from it before that delay passed.",
     group="faults",
     runs=(*RATE_LIMITED, CONNECTION_FAULTS),
 )
