@@ -292,3 +292,19 @@ def test_stats_every_stat_is_judged_not_only_the_first() -> None:
 def test_stats_a_hash_of_another_email_is_someone_else() -> None:
     run, _ = _stats(LIFECYCLE, email_hash("other@example.com"))
     assert _check("UPDATE-STATS", run).outcome == "failed"
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    ["USER_EMAIL", "USER_POINT", "MOBILE_ADVERTISING_ID", "USER_DEVICE_POINT", "1000"],
+)
+def test_stats_a_type_name_or_a_registry_is_not_an_identifier_of_the_user(foreign: str) -> None:
+    """The request's identifiers carry their ``type`` and, for device points, the
+    technical identifier's ``registry_id``: those strings name kinds and registries, not
+    this user; a stat naming one does not belong to the request's user."""
+    run, seq = _stats(LIFECYCLE, foreign)
+    verdict = _check("UPDATE-STATS", run)
+    assert verdict.outcome == "failed"
+    shown = foreign if len(foreign) <= 16 else foreign[:12] + "…"
+    assert f"stats identifier {shown} is none of the request user's" in verdict.message
+    assert verdict.seqs == (seq,)

@@ -140,18 +140,31 @@ def check_update_grouping(evidence: Evidence) -> Verdict:
     return findings.verdict(f"{items} delivery items carry their keys")
 
 
+_NOT_IDENTIFIERS = frozenset({"type", "registry_id"})
+"""Strings of a request's identifiers that name a kind or a registry, not the user."""
+
+
 def _user_values(request: Any) -> set[str]:
     """Every identifier value of the request's user (strings of each identifier and of its
-    nested technical identifiers), as sent, trimmed and lower-cased, and after ``mob:``."""
+    nested technical identifiers, but their ``type`` and ``registry_id``), as sent, trimmed
+    and lower-cased, and after ``mob:``."""
     identifiers = request.get("user_identifiers") if isinstance(request, dict) else None
     values: set[str] = set()
     for identifier in identifiers if isinstance(identifiers, list) else ():
         if not isinstance(identifier, dict):
             continue
-        for value in identifier.values():
+        for key, value in identifier.items():
+            if key in _NOT_IDENTIFIERS:
+                continue
             texts = [value] if isinstance(value, str) else []
             if isinstance(value, list):
-                texts = [v for item in value if isinstance(item, dict) for v in item.values()]
+                texts = [
+                    v
+                    for item in value
+                    if isinstance(item, dict)
+                    for k, v in item.items()
+                    if k not in _NOT_IDENTIFIERS
+                ]
             for text in texts:
                 if isinstance(text, str):
                     values.add(text)
