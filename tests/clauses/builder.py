@@ -33,7 +33,7 @@ from harness.simulator import Feed, SimulatorSettings
 from harness.trace import Exchange
 from harness.users import Maid, SimUser
 
-__all__ = ["Call", "Reply", "RunBuilder", "ScriptedConnector", "evidence", "user"]
+__all__ = ["HONEST", "Call", "Reply", "RunBuilder", "ScriptedConnector", "evidence", "user"]
 
 CONNECTOR_URL = "http://connector.test"
 PARTNER_URL = "https://partner.test"
@@ -334,7 +334,7 @@ class RunBuilder:
         self.platform.feeds.append(feed)
         return feed
 
-    def reply(self, *replies: Reply | Responder) -> None:
+    def reply(self, *replies: Reply | Responder | str) -> None:
         """Script the next answers of the feeds' connector, in call order (after them, its
         honest behaviour again)."""
         self.connector.replies.extend(replies)
@@ -375,6 +375,8 @@ Reply = tuple[int, Mapping[str, Any]] | tuple[int, Mapping[str, Any], Mapping[st
 """A scripted connector answer: HTTP code, JSON body, headers; ``None``: no answer (timeout)."""
 Responder = Callable[[Any], Reply]
 """Computes the answer from the request's JSON; may record partner requests (they nest)."""
+HONEST = "honest"
+"""A scripted reply that lets the connector answer honestly this once."""
 
 
 class ScriptedConnector:
@@ -387,7 +389,7 @@ class ScriptedConnector:
     def __init__(self, run: RunBuilder) -> None:
         self.run = run
         self.trace = run.platform.trace
-        self.replies: deque[Reply | Responder] = deque()
+        self.replies: deque[Reply | Responder | str] = deque()
 
     def start(self, env: Any) -> None:
         """Nothing to start."""
@@ -408,8 +410,11 @@ class ScriptedConnector:
             request = json.loads(payload) if payload else None
         except ValueError:
             request = None
-        scripted = self.replies.popleft() if self.replies else self.honest
+        scripted = self.replies.popleft() if self.replies else HONEST
+        if scripted == HONEST:
+            scripted = self.honest
         reply = scripted(request) if callable(scripted) else scripted
+        assert not isinstance(reply, str)
         if reply is None:
             return _answer(exchange, None, (), b"", "timeout", "no answer in time", timeout)
         status, answer, *rest = reply
