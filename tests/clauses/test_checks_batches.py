@@ -597,3 +597,28 @@ def test_delete_absent_not_sent_fails_saying_why() -> None:
     verdict = _check("DELETE-ABSENT", run)
     assert verdict.outcome == "failed"
     assert "did not reach the step that records absent_deletes" in verdict.message
+
+
+def test_limit_an_upload_too_large_for_the_trace_to_keep_whole_still_fails() -> None:
+    """The trace keeps a body over 8 MiB as its first 64 KiB (and evicts bodies beyond its
+    budget): the size judged is the size sent, not what the trace still holds."""
+    run = RunBuilder("preset:dropped-connection")
+    operation = {"action": "ADD", "identifiers": [{"type": "MAID", "value": "v" * 1000}]}
+    body = json.dumps({"operations": [operation] * 9000}).encode()
+    assert len(body) > 8 * 1024 * 1024
+    with run.call("batch_update", {"batch_content": ["a"]}) as call:
+        run.partner(
+            "POST",
+            "/v1/segments/seg-000001/members",
+            status=None,
+            request_body=body,
+            route_key="POST /v1/segments/{segment_id}/members",
+            segment_id="seg-000001",
+        )
+        call.answer(503, _counts("RETRY", 0, 0))
+    (upload,) = run.platform.trace.exchanges("connector->partner")
+    assert upload.request_truncated
+    verdict = _check("BATCH-LIMIT", run)
+    assert verdict.outcome == "failed"
+    assert f"in {len(body)} bytes: the partner takes at most" in verdict.message
+    assert (verdict.run, verdict.seqs) == ("preset:dropped-connection", (upload.seq,))

@@ -225,7 +225,7 @@ def check_batch_limit(evidence: Evidence) -> Verdict:
         for upload in view_of(record).uploads():
             uploads_seen += 1
             count = _operation_count(upload)
-            size = len(upload.request_body)
+            size = upload.request_size  # as sent: the trace may keep less of a large body
             code = upload.partner_code
             if (count or 0) > max_operations or size > max_bytes:
                 findings.add(
