@@ -141,9 +141,11 @@ class RunBuilder:
         operations: Sequence[LedgerOperation] = (),
         route_key: str | None = None,
         segment_id: str | None = None,
+        faults: tuple[str, ...] = (),
     ) -> LedgerEntry:
         """A connector -> partner request and its ledger entry; ``status=None`` drops the
-        connection (the trace then has no ``X-Request-Id``, as in a real run)."""
+        connection (the trace then has no ``X-Request-Id``, as in a real run); ``faults``:
+        the scenario's fault rules that made the answer."""
         request_id = f"req-{next(self._request_ids)}"
         answer_headers = {"x-request-id": request_id, **(headers or {})}
         if status is None:
@@ -188,7 +190,7 @@ class RunBuilder:
             error_code=error_code,
             operations=tuple(operations),
             applied=status is not None and 200 <= status < 300,
-            faults=(),
+            faults=faults,
             grant_type=grant_type,
         )
         self.platform.partner.ledger.append(entry)
