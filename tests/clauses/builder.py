@@ -289,7 +289,9 @@ class RunBuilder:
 
     def gateway_feed(self, feed_id: str, **properties: str | None) -> None:
         """Serve a feed in the run's gateway with these properties (e.g.
-        ``partner_segment_id``), as the connector would have left them."""
+        ``partner_segment_id``), as the connector would have left them (a feed served
+        already is served anew, with these alone)."""
+        self.platform.gateway._feeds.pop(feed_id, None)
         self.platform.gateway.add_feed(
             FeedSetup(
                 feed_id=feed_id,
