@@ -491,3 +491,58 @@ def test_ready_without_a_polled_connection_fails_saying_why() -> None:
     verdict = _connect("CONNECT-READY", RunBuilder(LIFECYCLE, notes=LifecycleNotes()))
     assert verdict.outcome == "failed"
     assert "no connection was polled" in verdict.message
+
+
+@pytest.mark.parametrize("name", ["preset:flaky-5xx", "stateful"])
+def test_idempotent_a_repeated_creation_in_any_run_that_makes_a_second_segment_fails(
+    name: str,
+) -> None:
+    """ "Creation repeated for the same feed (the platform retries) leaves exactly one
+    partner segment": a run that retried creation (flaky-5xx retries it up to 3 times, the
+    stateful run re-creates), each call making a segment of its own, broke it, though
+    each call alone made one segment and answered ok."""
+    run = RunBuilder(name)
+    made = []
+    for segment in ("seg-1", "seg-2"):
+        with run.call("external_segment_creation", {"feed_id": "7001"}) as call:
+            run.partner("POST", SEGMENTS, status=201, body={"id": segment})
+            call.answer(200, {"status": "ok", "data": {"partner_segment_id": segment}})
+        made.append(call.seq)
+    verdict = _idempotent(_idempotent_notes(), run)
+    assert verdict.outcome == "failed"
+    assert (
+        f"[{name}] creation repeated for feed 7001 (2 calls) made 2 partner segments "
+        "(seg-1, seg-2): expected exactly one, reused"
+    ) in verdict.message
+    assert verdict.run == name
+    assert made[1] in verdict.seqs
+
+
+def test_idempotent_a_repeated_creation_that_reuses_passes_in_any_run() -> None:
+    run = RunBuilder("preset:flaky-5xx")
+    with run.call("external_segment_creation", {"feed_id": "7001"}) as first:
+        run.partner("POST", SEGMENTS, status=503)
+        first.answer(500, {"status": "error", "message": "partner 503"})
+    with run.call("external_segment_creation", {"feed_id": "7001"}) as second:
+        run.partner("POST", SEGMENTS, status=201, body={"id": "seg-1"})
+        second.answer(200, {"status": "ok"})
+    with run.call("external_segment_creation", {"feed_id": "7001"}) as third:
+        details = [{"segment_id": "seg-1"}]
+        run.partner("POST", SEGMENTS, status=409, body={"error": {"details": details}})
+        third.answer(200, {"status": "ok"})
+    with run.call("external_segment_creation", {"feed_id": "7002"}) as other:
+        run.partner("POST", SEGMENTS, status=201, body={"id": "seg-2"})
+        other.answer(200, {"status": "ok"})
+    assert _idempotent(_idempotent_notes(), run).outcome == "passed"
+
+
+def test_idempotent_one_call_making_two_segments_is_create_ok_business() -> None:
+    run = RunBuilder("stateful")
+    with run.call("external_segment_creation", {"feed_id": "7001"}) as call:
+        run.partner("POST", SEGMENTS, status=201, body={"id": "seg-1"})
+        run.partner("POST", SEGMENTS, status=201, body={"id": "seg-2"})
+        call.answer(200, {"status": "ok"})
+    with run.call("external_segment_creation", {"feed_id": "7001"}) as again:
+        again.answer(200, {"status": "ok"})
+    assert _idempotent(_idempotent_notes(), run).outcome == "passed"
+    assert get_clause("CREATE-OK").check(evidence(run)).outcome == "failed"
