@@ -308,3 +308,39 @@ def test_stats_a_type_name_or_a_registry_is_not_an_identifier_of_the_user(foreig
     shown = foreign if len(foreign) <= 16 else foreign[:12] + "…"
     assert f"stats identifier {shown} is none of the request user's" in verdict.message
     assert verdict.seqs == (seq,)
+
+
+@pytest.mark.parametrize("name", [LIFECYCLE, "stateful"])
+def test_eligible_a_delete_dropped_after_the_upsert_reached_the_partner_fails(name: str) -> None:
+    """The identifiers of a DELETE must reach the delivery or the partner for that DELETE:
+    that the partner received them with the user's earlier UPSERT delivers nothing."""
+    run = RunBuilder(name)
+    feed = run.feed()
+    leaving = user(emails=1, maids=1)
+    feed.upsert([leaving])
+    feed.flush()
+    run.reply((200, {"status": "ok"}))
+    feed.delete([leaving])
+    feed.flush()
+    verdict = _check("UPDATE-ELIGIBLE", run)
+    assert verdict.outcome == "failed"
+    assert "feed main update #1 (DELETE) answered 200 'ok': 2 of 2 eligible identifiers" in (
+        verdict.message
+    )
+    assert (verdict.run, verdict.seqs) == (name, (feed.updates[1].exchanges[-1],))
+
+
+def test_eligible_a_delete_sent_to_the_partner_during_the_update_passes() -> None:
+    run = RunBuilder("stateful")
+    feed = run.feed()
+    leaving = user(emails=1, maids=1)
+    feed.upsert([leaving])
+    feed.flush()
+
+    def direct(request: Any) -> Reply:
+        run.upload_items([{"operation": "DELETE", "identifiers": delivered(request)}])
+        return 200, {"status": "ok"}
+
+    run.reply(direct)
+    feed.delete([leaving])
+    assert _check("UPDATE-ELIGIBLE", run).outcome == "passed"

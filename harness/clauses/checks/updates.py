@@ -5,6 +5,7 @@ that user.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,8 +34,18 @@ def _data_text(exchange: Exchange | None) -> str:
     return json.dumps(data) if data else ""
 
 
-def _values_seen(record: RunRecord) -> set[PartnerIdentifier]:
-    return {member for entry in view_of(record).entries for member in entry.compact.identifiers()}
+def _values_seen(record: RunRecord) -> dict[PartnerIdentifier, float]:
+    """Every identifier the partner received, with the trace seq of the last request that
+    carried it (infinity for a request the trace does not hold: made outside it)."""
+    view = view_of(record)
+    seen: dict[PartnerIdentifier, float] = {}
+    for entry in view.entries:
+        seq = view.seq_of(entry)
+        at = math.inf if seq is None else float(seq)
+        for member in entry.compact.identifiers():
+            if at >= seen.get(member, -math.inf):
+                seen[member] = at
+    return seen
 
 
 @clause(
@@ -53,7 +64,7 @@ def check_update_eligible(evidence: Evidence) -> Verdict:
     checked = 0
     for record in evidence:
         index = view_of(record)
-        seen: set[PartnerIdentifier] | None = None
+        seen: dict[PartnerIdentifier, float] | None = None
         for name, feed in _feeds(record):
             for update in feed.updates:
                 checked += 1
@@ -81,7 +92,9 @@ def check_update_eligible(evidence: Evidence) -> Verdict:
                 text = _data_text(exchange)
                 if seen is None:
                     seen = _values_seen(record)
-                lost = [i for i in eligible if i[1] not in text and i not in seen]
+                # the partner received it for this update: at or after its first call
+                since = float(update.exchanges[0]) if update.exchanges else -math.inf
+                lost = [i for i in eligible if i[1] not in text and seen.get(i, -math.inf) < since]
                 if lost:
                     kind, value = sorted(lost)[0]
                     findings.add(
