@@ -622,3 +622,38 @@ def test_limit_an_upload_too_large_for_the_trace_to_keep_whole_still_fails() -> 
     assert verdict.outcome == "failed"
     assert f"in {len(body)} bytes: the partner takes at most" in verdict.message
     assert (verdict.run, verdict.seqs) == ("preset:dropped-connection", (upload.seq,))
+
+
+def test_no_duplicate_an_update_delivering_its_item_twice_counted_twice_fails() -> None:
+    """An item is its update and its content: the same item delivered twice by one update
+    and counted twice (DuplicatesItems) is counted as success more than once."""
+    run = RunBuilder("stateful")
+    feed = run.feed()
+
+    def twice(request: Any) -> Reply:
+        item = {
+            "type": "BATCH_DELIVERY",
+            "content": {"operation": "UPSERT", "identifiers": [["MAID", "m1"]]},
+            "grouping_key": "main",
+        }
+        return 200, {"status": "ok", "data": [item, item]}
+
+    run.reply(twice)
+    feed.upsert([user(emails=0, maids=1)])
+    (batch,) = feed.flush()
+    assert len(batch.items) == 2
+    verdict = _check("RETRY-NO-DUPLICATE-SUCCESS", run)
+    assert verdict.outcome == "failed"
+    assert "2 success for 1 distinct items" in verdict.message
+
+
+def test_convergence_files_alone_are_not_compared() -> None:
+    run = RunBuilder(LIFECYCLE)
+    feed = run.feed()
+    line = {"type": "FILE_DELIVERY", "content": "x", "grouping_key": "g", "destination_token": "t"}
+    run.reply((200, {"status": "ok", "data": [line]}))
+    feed.upsert([user()])
+    verdict = _check("CONVERGENCE", run)
+    assert verdict.outcome == "skipped"
+    assert "1 feed(s) delivered as FILE_DELIVERY files" in verdict.message
+
