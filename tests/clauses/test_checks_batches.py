@@ -657,3 +657,25 @@ def test_convergence_files_alone_are_not_compared() -> None:
     assert verdict.outcome == "skipped"
     assert "1 feed(s) delivered as FILE_DELIVERY files" in verdict.message
 
+
+def test_convergence_a_run_that_stopped_early_is_not_compared() -> None:
+    run, _ = _feed_replying(LIFECYCLE, 2, (200, _counts("OK", 2, 0)))
+    assert _check("CONVERGENCE", run).outcome == "failed"
+    run.record.aborted = "the connector stopped answering"
+    verdict = _check("CONVERGENCE", run)
+    assert (verdict.outcome, verdict.message) == (
+        "skipped",
+        "not exercised: no feed with updates to compare (run lifecycle stopped early (the "
+        "connector stopped answering))",
+    )
+
+
+def test_convergence_with_nothing_to_compare_is_skipped_not_passed() -> None:
+    """ "passed: the runs gave the check something to look at": no feed sent an update."""
+    run = RunBuilder(LIFECYCLE)
+    run.feed()
+    verdict = _check("CONVERGENCE", run)
+    assert (verdict.outcome, verdict.message) == (
+        "skipped",
+        "not exercised: no feed with updates to compare",
+    )

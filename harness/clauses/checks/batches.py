@@ -400,6 +400,12 @@ def check_convergence(evidence: Evidence) -> Verdict:
             f"{files} feed(s) delivered as FILE_DELIVERY files: the harness does not upload "
             "files to the partner, so there is no membership to compare"
         )
+    if not findings and compared == 0:  # a skip is never a pass
+        stopped = [f"run {r.name} stopped early ({r.aborted})" for r in evidence if r.aborted]
+        return Verdict.skipped(
+            "not exercised: no feed with updates to compare"
+            + (f" ({'; '.join(stopped)})" if stopped else "")
+        )
     return findings.verdict(f"{compared} feeds converged (or accounted every difference)")
 
 
