@@ -90,7 +90,14 @@ def test_accounting_a_retry_answer_counts_are_not_counted(status: str) -> None:
     """Only OK and ERROR are final: a RETRY's (or the SDK's error's) counts are not judged."""
     run, _ = _batch(LIFECYCLE, 3, 503, _counts(status, 7, 7))
     verdict = _check("BATCH-ACCOUNTING", run)
-    assert (verdict.outcome, verdict.message) == ("passed", "0 final batch answers add up")
+    assert (verdict.outcome, verdict.message) == (
+        "skipped",
+        "not exercised: no batch_update got a final (OK or ERROR) answer to a batch_content list",
+    ), "nothing final to judge: a skip, never a pass"
+    run.record.aborted = "the connector stopped answering"
+    assert "(run lifecycle stopped early (the connector stopped answering))" in (
+        _check("BATCH-ACCOUNTING", run).message
+    )
 
 
 def test_accounting_every_final_answer_of_a_feed_is_judged() -> None:
@@ -679,3 +686,20 @@ def test_convergence_with_nothing_to_compare_is_skipped_not_passed() -> None:
         "skipped",
         "not exercised: no feed with updates to compare",
     )
+
+
+def test_honest_and_no_duplicate_with_no_batch_are_skipped_not_passed() -> None:
+    run = RunBuilder(LIFECYCLE)
+    feed = run.feed(max_batch_attempts=1)
+    honest = _check("BATCH-HONEST", run)
+    no_duplicate = _check("RETRY-NO-DUPLICATE-SUCCESS", run)
+    assert (honest.outcome, no_duplicate.outcome) == ("skipped", "skipped")
+    assert no_duplicate.message == "not exercised: no feed session sent a batch"
+    feed.upsert([user()])
+    run.reply((503, _counts("RETRY", 1, 0)))
+    feed.flush()
+    verdict = _check("BATCH-HONEST", run)
+    assert verdict.message == (
+        "not exercised: no batch of a feed got a final (OK or ERROR) answer with both counts"
+    )
+    assert _check("RETRY-NO-DUPLICATE-SUCCESS", run).outcome == "passed", "a dead letter"

@@ -68,6 +68,19 @@ def _number(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _verdict(
+    evidence: Evidence, findings: _Findings, checked: int, passed: str, absent: str
+) -> Verdict:
+    """The findings' verdict; skipped when nothing was judged (a skip is never a pass),
+    naming the runs that stopped early."""
+    if findings or checked:
+        return findings.verdict(passed)
+    stopped = [f"run {r.name} stopped early ({r.aborted})" for r in evidence if r.aborted]
+    return Verdict.skipped(
+        f"not exercised: {absent}" + (f" ({'; '.join(stopped)})" if stopped else "")
+    )
+
+
 # --------------------------------------------------------------------------- batches
 
 
@@ -114,7 +127,13 @@ def check_batch_accounting(evidence: Evidence) -> Verdict:
                 f"{len(content)}, both >= 0",
                 [exchange.seq],
             )
-    return findings.verdict(f"{checked} final batch answers add up")
+    return _verdict(
+        evidence,
+        findings,
+        checked,
+        f"{checked} final batch answers add up",
+        "no batch_update got a final (OK or ERROR) answer to a batch_content list",
+    )
 
 
 @clause(
@@ -162,7 +181,13 @@ def check_batch_honest(evidence: Evidence) -> Verdict:
                         f"{size - accepted} of {size} items were not accepted",
                         [exchange.seq],
                     )
-    return findings.verdict(f"{checked} final batch answers match the partner's ledger")
+    return _verdict(
+        evidence,
+        findings,
+        checked,
+        f"{checked} final batch answers match the partner's ledger",
+        "no batch of a feed got a final (OK or ERROR) answer with both counts",
+    )
 
 
 @clause(
@@ -400,13 +425,13 @@ def check_convergence(evidence: Evidence) -> Verdict:
             f"{files} feed(s) delivered as FILE_DELIVERY files: the harness does not upload "
             "files to the partner, so there is no membership to compare"
         )
-    if not findings and compared == 0:  # a skip is never a pass
-        stopped = [f"run {r.name} stopped early ({r.aborted})" for r in evidence if r.aborted]
-        return Verdict.skipped(
-            "not exercised: no feed with updates to compare"
-            + (f" ({'; '.join(stopped)})" if stopped else "")
-        )
-    return findings.verdict(f"{compared} feeds converged (or accounted every difference)")
+    return _verdict(
+        evidence,
+        findings,
+        compared,
+        f"{compared} feeds converged (or accounted every difference)",
+        "no feed with updates to compare",
+    )
 
 
 def _explain(
@@ -507,7 +532,13 @@ def check_retry_no_duplicate_success(evidence: Evidence) -> Verdict:
                         "sent: an item counted twice",
                         seqs[-5:],
                     )
-    return findings.verdict(f"{sessions} sessions count each item as success at most once")
+    return _verdict(
+        evidence,
+        findings,
+        sessions,
+        f"{sessions} sessions count each item as success at most once",
+        "no feed session sent a batch",
+    )
 
 
 def _item_key(update: UpdateRecord | None, content: Any) -> tuple[int | None, str]:
