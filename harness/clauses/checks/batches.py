@@ -62,6 +62,19 @@ def _number(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _verdict(
+    evidence: Evidence, findings: _Findings, checked: int, passed: str, absent: str
+) -> Verdict:
+    """The findings' verdict; skipped when nothing was judged (a skip is never a pass),
+    naming the runs that stopped early."""
+    if findings or checked:
+        return findings.verdict(passed)
+    stopped = [f"run {r.name} stopped early ({r.aborted})" for r in evidence if r.aborted]
+    return Verdict.skipped(
+        f"not exercised: {absent}" + (f" ({'; '.join(stopped)})" if stopped else "")
+    )
+
+
 # --------------------------------------------------------------------------- batches
 
 
@@ -108,7 +121,13 @@ def check_batch_accounting(evidence: Evidence) -> Verdict:
                 [exchange.seq],
             )
     _random_lives(evidence, "BATCH-ACCOUNTING", findings)  # after the fixed runs: they read first
-    return findings.verdict(f"{checked} final batch answers add up")
+    return _verdict(
+        evidence,
+        findings,
+        checked,
+        f"{checked} final batch answers add up",
+        "no batch_update got a final (OK or ERROR) answer to a batch_content list",
+    )
 
 
 @clause(
@@ -156,7 +175,13 @@ def check_batch_honest(evidence: Evidence) -> Verdict:
                         [exchange.seq],
                     )
     _random_lives(evidence, "BATCH-HONEST", findings)  # after the fixed runs: they read first
-    return findings.verdict(f"{checked} final batch answers match the partner's ledger")
+    return _verdict(
+        evidence,
+        findings,
+        checked,
+        f"{checked} final batch answers match the partner's ledger",
+        "no batch of a feed got a final (OK or ERROR) answer with both counts",
+    )
 
 
 @clause(
@@ -395,7 +420,13 @@ def check_convergence(evidence: Evidence) -> Verdict:
             f"{files} feed(s) delivered as FILE_DELIVERY files: the harness does not upload "
             "files to the partner, so there is no membership to compare"
         )
-    return findings.verdict(f"{compared} feeds converged (or accounted every difference)")
+    return _verdict(
+        evidence,
+        findings,
+        compared,
+        f"{compared} feeds converged (or accounted every difference)",
+        "no feed with updates to compare",
+    )
 
 
 def _explain(
@@ -496,7 +527,13 @@ def check_retry_no_duplicate_success(evidence: Evidence) -> Verdict:
                         seqs[-5:],
                     )
     _random_lives(evidence, "RETRY-NO-DUPLICATE-SUCCESS", findings)  # the fixed runs first
-    return findings.verdict(f"{sessions} sessions count each item as success at most once")
+    return _verdict(
+        evidence,
+        findings,
+        sessions,
+        f"{sessions} sessions count each item as success at most once",
+        "no feed session sent a batch",
+    )
 
 
 def _item_key(update: UpdateRecord | None, content: Any) -> tuple[int | None, str]:

@@ -106,8 +106,10 @@ def check_create_ok(evidence: Evidence) -> Verdict:
 )
 def check_create_idempotent(evidence: Evidence) -> Verdict:
     """Creation again: ok, no new segment, same id; a feed whose segment name the partner
-    already has: ok, no new segment, the property names the existing segment."""
+    already has: ok, no new segment, the property names the existing segment; in every
+    run, the creation calls of one feed make at most one partner segment between them."""
     findings = _Findings()
+    _repeated_creations(evidence, findings)
     record, notes = notes_of(evidence, LIFECYCLE, LifecycleNotes)
     if record is None or isinstance(notes, str):
         return Verdict.failed(f"evidence missing: {notes}", run=LIFECYCLE)
@@ -165,6 +167,37 @@ def check_create_idempotent(evidence: Evidence) -> Verdict:
                 seqs,
             )
     return findings.verdict("creation repeated and the 409 path reuse the one segment")
+
+
+def _repeated_creations(evidence: Evidence, findings: _Findings) -> None:
+    """Every run's feeds created more than once (the platform retried, a run re-created):
+    the partner segments their creation calls made (2xx), at most one in all."""
+    for run in views(evidence):
+        calls: dict[str, list[Exchange]] = {}
+        made: dict[str, list[tuple[Exchange, Exchange, str]]] = {}
+        for call in run.calls:
+            if call.path != "/v1/external_segment_creation" or _is_probe(call):
+                continue
+            feed_id = _request_feed_id(call)
+            if feed_id is None:
+                continue
+            calls.setdefault(feed_id, []).append(call)
+            for e in run.nested(call):
+                if run.route(e) == SEGMENT_CREATE_ROUTE and e.ok:
+                    entry = run.entry(e)
+                    named = entry.segment_id if entry is not None else None
+                    made.setdefault(feed_id, []).append((call, e, named or f"seq {e.seq}"))
+        for feed_id, segments in made.items():
+            repeated = calls[feed_id]
+            if len({call.seq for call, _, _ in segments}) < 2:
+                continue  # one call making two segments is CREATE-OK's
+            findings.add(
+                run.name,
+                f"creation repeated for feed {feed_id} ({len(repeated)} calls) made "
+                f"{len(segments)} partner segments ({', '.join(s for *_, s in segments)}): "
+                "expected exactly one, reused",
+                [seq for call, e, _ in segments for seq in (call.seq, e.seq)],
+            )
 
 
 @clause(

@@ -5,6 +5,7 @@ that user.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,8 +34,18 @@ def _data_text(exchange: Exchange | None) -> str:
     return json.dumps(data) if data else ""
 
 
-def _values_seen(record: RunRecord) -> set[PartnerIdentifier]:
-    return {member for entry in view_of(record).entries for member in entry.compact.identifiers()}
+def _values_seen(record: RunRecord) -> dict[PartnerIdentifier, float]:
+    """Every identifier the partner received, with the trace seq of the last request that
+    carried it (infinity for a request the trace does not hold: made outside it)."""
+    view = view_of(record)
+    seen: dict[PartnerIdentifier, float] = {}
+    for entry in view.entries:
+        seq = view.seq_of(entry)
+        at = math.inf if seq is None else float(seq)
+        for member in entry.compact.identifiers():
+            if at >= seen.get(member, -math.inf):
+                seen[member] = at
+    return seen
 
 
 @clause(
@@ -53,7 +64,7 @@ def check_update_eligible(evidence: Evidence) -> Verdict:
     checked = 0
     for record in evidence:
         index = view_of(record)
-        seen: set[PartnerIdentifier] | None = None
+        seen: dict[PartnerIdentifier, float] | None = None
         for name, feed in _feeds(record):
             for update in feed.updates:
                 checked += 1
@@ -81,7 +92,9 @@ def check_update_eligible(evidence: Evidence) -> Verdict:
                 text = _data_text(exchange)
                 if seen is None:
                     seen = _values_seen(record)
-                lost = [i for i in eligible if i[1] not in text and i not in seen]
+                # the partner received it for this update: at or after its first call
+                since = float(update.exchanges[0]) if update.exchanges else -math.inf
+                lost = [i for i in eligible if i[1] not in text and seen.get(i, -math.inf) < since]
                 if lost:
                     kind, value = sorted(lost)[0]
                     findings.add(
@@ -140,18 +153,31 @@ def check_update_grouping(evidence: Evidence) -> Verdict:
     return findings.verdict(f"{items} delivery items carry their keys")
 
 
+_NOT_IDENTIFIERS = frozenset({"type", "registry_id"})
+"""Strings of a request's identifiers that name a kind or a registry, not the user."""
+
+
 def _user_values(request: Any) -> set[str]:
     """Every identifier value of the request's user (strings of each identifier and of its
-    nested technical identifiers), as sent, trimmed and lower-cased, and after ``mob:``."""
+    nested technical identifiers, but their ``type`` and ``registry_id``), as sent, trimmed
+    and lower-cased, and after ``mob:``."""
     identifiers = request.get("user_identifiers") if isinstance(request, dict) else None
     values: set[str] = set()
     for identifier in identifiers if isinstance(identifiers, list) else ():
         if not isinstance(identifier, dict):
             continue
-        for value in identifier.values():
+        for key, value in identifier.items():
+            if key in _NOT_IDENTIFIERS:
+                continue
             texts = [value] if isinstance(value, str) else []
             if isinstance(value, list):
-                texts = [v for item in value if isinstance(item, dict) for v in item.values()]
+                texts = [
+                    v
+                    for item in value
+                    if isinstance(item, dict)
+                    for k, v in item.items()
+                    if k not in _NOT_IDENTIFIERS
+                ]
             for text in texts:
                 if isinstance(text, str):
                     values.add(text)
