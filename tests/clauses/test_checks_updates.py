@@ -344,3 +344,30 @@ def test_eligible_a_delete_sent_to_the_partner_during_the_update_passes() -> Non
     run.reply(direct)
     feed.delete([leaving])
     assert _check("UPDATE-ELIGIBLE", run).outcome == "passed"
+
+
+def test_eligible_not_judged_once_the_partner_refused_the_credentials_for_good() -> None:
+    """The partner refused the refresh token (invalid_grant): nothing can reach it any more,
+    and an error answer is TOKEN-INVALID-GRANT's to judge, not this clause's; updates
+    before the refusal still are."""
+    run = RunBuilder("preset:invalid-grant")
+    feed = run.feed()
+
+    def refused(request: Any) -> Reply:
+        run.refresh(status=400, error="invalid_grant")
+        return 500, {"status": "error", "message": "re-authentication is needed"}
+
+    gone = (500, {"status": "error", "message": "re-authentication is needed"})
+    run.reply(refused, gone)
+    feed.upsert([user()])
+    feed.upsert([user()])  # no partner call at all: it knows the refresh token is refused
+    verdict = _check("UPDATE-ELIGIBLE", run)
+    assert verdict.outcome == "passed", verdict.message
+    assert verdict.message.startswith("0 updates"), "neither is judged"
+
+    before = RunBuilder("preset:invalid-grant")
+    early = before.feed()
+    before.reply((500, {"status": "error", "message": "partner down"}), refused)
+    early.upsert([user()])
+    early.upsert([user()])
+    assert _check("UPDATE-ELIGIBLE", before).outcome == "failed", "the first is still judged"

@@ -22,7 +22,7 @@ from harness.clauses.checks._shared import (
 from harness.clauses.evidence import Evidence, RunRecord
 from harness.clauses.registry import Verdict, clause
 from harness.clauses.run_names import LIFECYCLE
-from harness.clauses.view import view_of
+from harness.clauses.view import RunView, view_of
 from harness.trace import Exchange
 from harness.users import PartnerIdentifier
 
@@ -51,8 +51,9 @@ def _values_seen(record: RunRecord) -> dict[PartnerIdentifier, float]:
 @clause(
     "UPDATE-ELIGIBLE",
     "every eligible identifier of an UPSERT/DELETE reaches the delivery (`data`) or the "
-    "partner; a user with none answers `no_eligible_identifier` (400) or `ok` without data, "
-    "never `error`.",
+    "partner, unless the partner has refused the connector's credentials for good "
+    "(TOKEN-INVALID-GRANT's case); a user with none answers `no_eligible_identifier` (400) "
+    "or `ok` without data, never `error`.",
     group="updates",
     routes=("user_segment_update",),
     runs=(LIFECYCLE,),
@@ -65,11 +66,15 @@ def check_update_eligible(evidence: Evidence) -> Verdict:
     for record in evidence:
         index = view_of(record)
         seen: dict[PartnerIdentifier, float] | None = None
+        refused = _credentials_refused_at(index)
         for name, feed in _feeds(record):
             for update in feed.updates:
+                exchange = _final_exchange(update, index)
+                end = exchange.end_seq if exchange is not None else None
+                if refused < (end if end is not None else math.inf):
+                    continue  # nothing can reach the partner now: TOKEN-INVALID-GRANT judges
                 checked += 1
                 eligible = update.user.eligible_partner_identifiers(feed.identifying)
-                exchange = _final_exchange(update, index)
                 seq = exchange.seq if exchange is not None else None
                 what = f"feed {name} update #{update.index} ({update.operation})"
                 if not eligible:
@@ -105,6 +110,20 @@ def check_update_eligible(evidence: Evidence) -> Verdict:
                         [seq],
                     )
     return findings.verdict(f"{checked} updates delivered their eligible identifiers")
+
+
+_REFUSED_FOR_GOOD = frozenset({"invalid_grant", "revoked_token"})
+
+
+def _credentials_refused_at(view: RunView) -> float:
+    """The trace seq at which the partner first refused the connector's credentials for
+    good (its refresh token, or a revoked access token), else infinity."""
+    seqs = [
+        seq
+        for entry in view.entries
+        if entry.signal in _REFUSED_FOR_GOOD and (seq := view.seq_of(entry)) is not None
+    ]
+    return float(min(seqs)) if seqs else math.inf
 
 
 def _update_answers(evidence: Evidence) -> Iterator[tuple[RunRecord, Exchange, dict[str, Any]]]:
