@@ -18,8 +18,8 @@ import pytest
 from test_verify import install_stub_registry
 
 from fake_partner import Partner, load_scenario
-from harness.cli import EXIT_USAGE, main
 from harness.clauses.evidence import RunRecord
+from harness.cli import EXIT_USAGE, main
 from harness.dialects import core_segment_id, resolve_dialect
 from harness.errors import VerifyUsageError
 from harness.platform import Platform, technical_config
@@ -123,7 +123,8 @@ def test_verify_reaches_every_run_with_the_dialect_and_reports_it(
 ) -> None:
     seen = _dialect_probe(monkeypatch)
     report = verify(clauses=["T-FAIL"], partner="linkedin")
-    assert seen and set(seen) == {("linkedin", "linkedin")}
+    assert seen
+    assert set(seen) == {("linkedin", "linkedin")}
     assert report.partner == "linkedin"
     assert report.to_json()["partner"] == "linkedin"
     (result,) = report.results
@@ -172,7 +173,8 @@ def test_an_unknown_partner_exits_2_naming_the_option_and_the_choices(
     assert exited.value.code == EXIT_USAGE
     err = capsys.readouterr().err
     assert f"usage: feed-harness {command}" in err
-    assert "--partner" in err and "'generic', 'linkedin', 'meta'" in err
+    assert "--partner" in err
+    assert "'generic', 'linkedin', 'meta'" in err
 
 
 @pytest.mark.parametrize("command", ["verify", "serve", "serve-partner"])

@@ -8,6 +8,7 @@ from harness.reference.connector import ReferenceConnector
 from harness.reference.core import ReferenceContext, ReferenceCore
 from harness.reference.file_delivery import FileDeliveryReferenceConnector
 from harness.reference.identifiers import MappedIdentifier, Selection, map_identifiers
+from harness.reference.linkedin import LinkedInClient, LinkedInReferenceConnector
 from harness.reference.oauth_state import InvalidState, OAuthState, StateCodec
 from harness.reference.partner_client import (
     PartnerClient,
@@ -22,6 +23,8 @@ __all__ = [
     "ConfigError",
     "FileDeliveryReferenceConnector",
     "InvalidState",
+    "LinkedInClient",
+    "LinkedInReferenceConnector",
     "MappedIdentifier",
     "OAuthState",
     "PartnerClient",

@@ -258,7 +258,7 @@ class ReferenceCore(AudienceFeedConnector[ReferenceContext]):
                     f"fix the property or clear it to create a new segment",
                     err,
                 )
-            owner = segment.get("account_id")
+            owner = self.segment_account(segment)
             if owner is not None and owner != ctx.partner_account_id:
                 return ExternalSegmentCreationResponse(
                     status="error",
@@ -352,8 +352,17 @@ class ReferenceCore(AudienceFeedConnector[ReferenceContext]):
         return TroubleshootResponse(
             status="ok",
             message=f"partner segment {segment_id} ({segment.get('status')})",
-            data={"destination_audience": segment, "match_rate": segment.get("match_rate")},
+            data={"destination_audience": segment, "match_rate": self.match_rate(segment)},
         )
+
+    def segment_account(self, segment: dict[str, Any]) -> str | None:
+        """The partner account that holds ``segment`` as the partner showed it."""
+        owner = segment.get("account_id")
+        return owner if isinstance(owner, str) else None
+
+    def match_rate(self, segment: dict[str, Any]) -> Any:
+        """The segment's match rate as the partner showed it (None before processing)."""
+        return segment.get("match_rate")
 
     # ------------------------------------------------------------------ OAuth
 
