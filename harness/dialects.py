@@ -6,7 +6,14 @@ from __future__ import annotations
 from fake_partner import DIALECTS, Scenario
 from harness.errors import VerifyUsageError
 
-__all__ = ["DEFAULT_DIALECT", "DIALECTS", "core_segment_id", "resolve_dialect"]
+__all__ = [
+    "DEFAULT_DIALECT",
+    "DIALECTS",
+    "UNTAKEN_RESOURCES",
+    "core_segment_id",
+    "partner_identifying",
+    "resolve_dialect",
+]
 
 DEFAULT_DIALECT = DIALECTS[0]
 """``generic``: the Partner Audience API v1 of ``partner-api.md``."""
@@ -47,3 +54,19 @@ def core_segment_id(dialect: str, segment_id: str) -> str:
 
         return meta_core_id(segment_id)
     return segment_id
+
+
+UNTAKEN_RESOURCES: dict[str, frozenset[str]] = {
+    "generic": frozenset(),
+    "linkedin": frozenset({"USER_ACCOUNT"}),
+    "meta": frozenset(),
+}
+"""Identifying resources a dialect has no identifier type for: LinkedIn takes emails
+(``SHA256_EMAIL``) and advertising ids, not a user account id (Meta's ``EXTERN_ID`` is one)."""
+
+
+def partner_identifying(dialect: str, selected: tuple[str, ...]) -> tuple[str, ...]:
+    """The feed's selected identifying resources that ``dialect`` can receive: what the
+    model of the partner's membership (``Feed.identifying``) counts as eligible."""
+    untaken = UNTAKEN_RESOURCES.get(dialect, frozenset())
+    return tuple(kind for kind in selected if kind not in untaken)

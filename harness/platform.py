@@ -26,7 +26,7 @@ from fake_partner import (
 )
 from fake_partner.partner import ScenarioSource
 from harness.connector_log import ConnectorLog, LogCapture
-from harness.dialects import core_segment_id
+from harness.dialects import core_segment_id, partner_identifying
 from harness.drivers import (
     Bounds,
     CommandDriver,
@@ -364,7 +364,8 @@ class Platform:
             feed_id=feed_id,
             segment_id=segment_id,
             datamart_id=datamart_id,
-            identifying=selected,
+            # what the partner can receive: LinkedIn has no type for a user account id
+            identifying=partner_identifying(self.partner.dialect, selected),
             partner_account_id=partner_account_id,
             partner_membership=partner_membership,
             redactor=self.redactor,

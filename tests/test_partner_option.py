@@ -20,7 +20,7 @@ from test_verify import install_stub_registry
 from fake_partner import Partner, load_scenario
 from harness.clauses.evidence import RunRecord
 from harness.cli import EXIT_USAGE, main
-from harness.dialects import core_segment_id, resolve_dialect
+from harness.dialects import core_segment_id, partner_identifying, resolve_dialect
 from harness.errors import VerifyUsageError
 from harness.platform import Platform, technical_config
 from harness.targets import make_target
@@ -53,6 +53,18 @@ def test_core_segment_ids_of_each_dialect() -> None:
     assert core_segment_id("linkedin", "1000007") == "seg-000007"
     assert core_segment_id("meta", "23850000000000007") == "seg-000007"
     assert core_segment_id("linkedin", "seg-000003") == "seg-000003"
+
+
+def test_the_model_counts_only_what_the_dialect_can_receive() -> None:
+    kinds = ("USER_EMAIL", "USER_DEVICE_POINT", "USER_ACCOUNT")
+    assert partner_identifying("generic", kinds) == kinds
+    assert partner_identifying("meta", kinds) == kinds  # EXTERN_ID takes an account id
+    assert partner_identifying("linkedin", kinds) == ("USER_EMAIL", "USER_DEVICE_POINT")
+    with Platform(partner="linkedin") as platform:
+        feed = platform.new_feed()
+        assert feed.identifying == ("USER_EMAIL", "USER_DEVICE_POINT")
+        selected = platform.gateway.feed(feed.feed_id).feed.selected_identifying_resources or []
+        assert len(selected) == 3  # the gateway's feed still selects all three
 
 
 # --------------------------------------------------------------------------- technical_config

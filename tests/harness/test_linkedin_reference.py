@@ -137,6 +137,8 @@ def test_identifiers_map_to_linkedin_types_by_the_device_os() -> None:
             ("MAID", user.maids[1].value),
         }
         assert address not in upload.request_body.decode()
+        assert feed.identifying == LINKEDIN_KINDS  # the model: what LinkedIn can receive
+        assert feed.partner_membership() == feed.expected_membership()
 
 
 def test_a_maid_of_no_known_os_is_not_sent() -> None:
