@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
@@ -89,14 +90,15 @@ def configure_gateway(gateway: Gateway, partner: Partner, partner_url: str) -> N
         credentials = partner.credentials
     except PartnerUsageError:  # a scenario without a seeded refresh token
         return
-    gateway.set_configuration_file(
-        "credentials",
-        {
-            "client_id": credentials.client_id,
-            "client_secret": credentials.client_secret,
-            "refresh_token": credentials.refresh_token,
-        },
-    )
+    files: dict[str, str] = {
+        "client_id": credentials.client_id,
+        "client_secret": credentials.client_secret,
+        "refresh_token": credentials.refresh_token,
+    }
+    if not partner.dialect_info().get("refresh_grant", True):
+        # Meta has no refresh grant: a connector holds a long-lived access token instead
+        files["access_token"] = partner.seed_access_token(credentials.account_ids)
+    gateway.set_configuration_file("credentials", files)
 
 
 def _is_token_path(path: str) -> bool:
@@ -264,6 +266,10 @@ class Platform:
 
     def _configure_gateway(self) -> None:
         configure_gateway(self.gateway, self.partner, self.partner_url)
+        served = self.gateway.configuration_file("credentials")
+        access_token = json.loads(served).get("access_token") if served else None
+        if isinstance(access_token, str):
+            self.redactor.add_secret(access_token, "access_token")
 
     def _learn_secrets(self) -> None:
         credentials = self._credentials()

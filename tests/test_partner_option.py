@@ -112,6 +112,16 @@ def test_the_platform_builds_its_partner_in_the_dialect_and_configures_the_gatew
         assert platform.partner.dialect == "generic"
 
 
+def test_meta_credentials_carry_a_long_lived_access_token_and_it_is_a_secret() -> None:
+    with Platform(partner="meta") as platform:
+        served = json.loads(platform.gateway.configuration_file("credentials") or b"")
+        token = served["access_token"]
+        assert platform.redactor.text_masked(f"token {token}")[1]
+    with Platform(partner="linkedin") as platform:
+        served = json.loads(platform.gateway.configuration_file("credentials") or b"")
+        assert set(served) == {"client_id", "client_secret", "refresh_token"}
+
+
 # --------------------------------------------------------------------------- verify()
 
 
