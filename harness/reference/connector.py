@@ -71,6 +71,10 @@ class ReferenceConnector(ReferenceCore, BatchedAudienceFeedConnector[ReferenceCo
         """Why a batch item must not be sent to the partner, or None."""
         return invalid_operation_reason(operation)
 
+    def reauthentication_message(self, failure: ReauthenticationNeeded) -> str:
+        """What a batch answers when the partner refused the grant for good."""
+        return "re-authentication is needed: the partner refused the refresh token"
+
     async def on_batch_update(
         self, request: BatchUpdateRequest[Any], ctx: ReferenceContext
     ) -> BatchUpdateResponse:
@@ -98,12 +102,12 @@ class ReferenceConnector(ReferenceCore, BatchedAudienceFeedConnector[ReferenceCo
         result = await ctx.partner.upload_members(segment_id, operations)
         failure = result.failure
         if failure is not None and (
-            failure.status == 429
+            failure.throttled
             or isinstance(failure, PartnerUnavailable)
             or failure.code == "SEGMENT_NOT_READY"
         ):  # (a partner client reports its not-ready answer as SEGMENT_NOT_READY)
             delay = NOT_READY_DELAY_MS if failure.code == "SEGMENT_NOT_READY" else None
-            if failure.status == 429:
+            if failure.throttled:
                 delay = retry_delay_ms(failure)
             return BatchUpdateResponse(
                 status="RETRY",
@@ -114,9 +118,11 @@ class ReferenceConnector(ReferenceCore, BatchedAudienceFeedConnector[ReferenceCo
             )
         success = result.accepted
         refused.update(result.rejected.values())
+        if result.uncounted_rejections:
+            refused["INVALID_ENTRIES"] += result.uncounted_rejections
         if failure is not None:
             lead = (
-                "re-authentication is needed: the partner refused the refresh token"
+                self.reauthentication_message(failure)
                 if isinstance(failure, ReauthenticationNeeded)
                 else f"the partner refused the upload: {failure}"
             )

@@ -211,11 +211,9 @@ class ReferenceCore(AudienceFeedConnector[ReferenceContext]):
                 "USER_DEVICE_TECHNICAL_ID of MOBILE_ADVERTISING_ID) or USER_ACCOUNT"
             )
         config, credentials = await self.oauth_files()
-        if not credentials.refresh_token:
-            raise ConfigError(
-                f"configuration file {CREDENTIALS_FILE!r} has no refresh_token: add the partner "
-                "refresh token granted to the client for the feed's account"
-            )
+        problem = self.grant_problem(credentials)
+        if problem is not None:
+            raise ConfigError(problem)
         name = (props.find_string_property(SEGMENT_NAME) or "").strip() or segment.name
         partner_segment_id = (props.find_string_property(PARTNER_SEGMENT_ID) or "").strip()
         return ReferenceContext(
@@ -230,6 +228,15 @@ class ReferenceCore(AudienceFeedConnector[ReferenceContext]):
             partner=self.partner_client(config, credentials, credentials.refresh_token),
             grouping_key=f"{segment.id}_{base.feed.id}",
         )
+
+    def grant_problem(self, credentials: PartnerCredentials) -> str | None:
+        """Why ``credentials`` cannot reach the feed's account, or None."""
+        if not credentials.refresh_token:
+            return (
+                f"configuration file {CREDENTIALS_FILE!r} has no refresh_token: add the partner "
+                "refresh token granted to the client for the feed's account"
+            )
+        return None
 
     def eligible_identifiers(
         self, request: UserSegmentUpdateRequest, ctx: ReferenceContext
@@ -315,7 +322,7 @@ class ReferenceCore(AudienceFeedConnector[ReferenceContext]):
                     status="external_segment_not_ready_yet",
                     message=f"partner segment {segment_id} is not ready yet ({err.code})",
                 )
-            if err.status == 429:
+            if err.throttled:
                 return ExternalSegmentConnectionResponse(
                     status="external_segment_not_ready_yet",
                     message="the partner is rate limiting: poll again later",

@@ -66,6 +66,11 @@ class PartnerError(Exception):
         got = f"HTTP {status}" if status is not None else "no answer"
         super().__init__(f"partner {got} {code}: {message}")
 
+    @property
+    def throttled(self) -> bool:
+        """The partner's throttling signal (a 429 here; Meta's is an HTTP 400 code 80003)."""
+        return self.status == 429
+
 
 class ReauthenticationNeeded(PartnerError):  # noqa: N818 - the name says what to do
     """The partner refused the refresh token or code (400 ``invalid_grant``): log in again."""
@@ -110,11 +115,13 @@ class UploadResult:
     sent: int = 0
     rejected: dict[int, str] = field(default_factory=dict)
     failure: PartnerError | None = None
+    uncounted_rejections: int = 0
+    """Rejections the partner only counted, naming no item (Meta's ``num_invalid_entries``)."""
 
     @property
     def accepted(self) -> int:
         """Operations the partner accepted."""
-        return self.sent - len(self.rejected)
+        return self.sent - len(self.rejected) - self.uncounted_rejections
 
 
 class TokenSession:
