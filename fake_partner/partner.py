@@ -191,6 +191,15 @@ class Partner:
         """The dialect this partner speaks: ``generic``, ``linkedin`` or ``meta``."""
         return self.face.name
 
+    def core_segment_id(self, external: str) -> str:
+        """The core id (``seg-000007``) of a segment id as this partner's face shows it
+        (LinkedIn ``1000007``, Meta ``23850000000000007``; the generic face shows the core's)."""
+        return self.face.core_segment_id(external)
+
+    def external_segment_id(self, core: str) -> str:
+        """The id this partner's face shows for a core segment id."""
+        return self.face.external_segment_id(core)
+
     def dialect_info(self) -> dict[str, Any]:
         """What a connector needs to reach this face: ``{"dialect", "api_version",
         "base_path"}`` (e.g. ``linkedin``, ``202601``, ``/rest``)."""

@@ -316,6 +316,14 @@ class Face:
     def openapi(self) -> dict[str, Any] | None:
         return None
 
+    def external_segment_id(self, core: str) -> str:
+        """The id this face shows for a core segment (the generic face shows the core's)."""
+        return core
+
+    def core_segment_id(self, external: str) -> str:
+        """The core id of a segment id as this face shows it."""
+        return external
+
     def info(self) -> dict[str, Any]:
         """What a connector needs to reach this face: dialect, API version, base path."""
         return {"dialect": self.name, "api_version": self.api_version, "base_path": self.base_path}

@@ -553,6 +553,12 @@ class LinkedInFace(Face):
         }
         return json_response(refusal.status, body, request_id)
 
+    def external_segment_id(self, core: str) -> str:
+        return linkedin_id(core)
+
+    def core_segment_id(self, external: str) -> str:
+        return core_id(external)
+
     def info(self) -> dict[str, Any]:
         return {
             **super().info(),

@@ -653,6 +653,12 @@ class MetaFace(Face):
         status = refusal.status if refusal.status in (413, 414, 431) else 400
         return json_response(status, {"error": body}, request_id, {"x-fb-trace-id": trace})
 
+    def external_segment_id(self, core: str) -> str:
+        return meta_id(core)
+
+    def core_segment_id(self, external: str) -> str:
+        return core_id(external)
+
     def info(self) -> dict[str, Any]:
         return {
             **super().info(),

@@ -22,18 +22,39 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fake_partner import LedgerEntry
+from fake_partner import LedgerEntry, PartnerError
+from fake_partner.routes import PARTNER_ROUTES, resolve
 from harness.trace import Exchange, Leg
 
 if TYPE_CHECKING:
     from harness.clauses.evidence import Evidence, RunRecord
 
-__all__ = ["CONNECTOR", "PARTNER", "PLATFORM", "RunView", "view_of", "views"]
+__all__ = [
+    "CONNECTOR",
+    "PARTNER",
+    "PLATFORM",
+    "SEGMENT_CREATE_ROUTE",
+    "SEGMENT_READ_ROUTE",
+    "TOKEN_ROUTE",
+    "UPLOAD_ROUTE",
+    "RunView",
+    "is_api",
+    "view_of",
+    "views",
+]
 
 PLATFORM: Leg = "platform->connector"
 CONNECTOR: Leg = "connector->gateway"
 PARTNER: Leg = "connector->partner"
 _UPLOAD = re.compile(r"/v1/segments/[^/]+/members/?\Z")
+UPLOAD_ROUTE = "POST /v1/segments/{segment_id}/members"
+SEGMENT_READ_ROUTE = "GET /v1/segments/{segment_id}"
+SEGMENT_CREATE_ROUTE = "POST /v1/accounts/{account_id}/segments"
+TOKEN_ROUTE = "POST /oauth/token"
+"""The partner's core routes, as its ledger names them in every dialect (a LinkedIn
+``POST /rest/dmpSegments/{id}/users`` is an upload): checks read these, never a dialect's
+paths."""
+_TRANSIENT_STATUSES = frozenset({408, 429})
 _CACHE = "_run_view"
 """The attribute of a RunRecord caching its view, with the sizes it was built at."""
 
@@ -139,7 +160,57 @@ class RunView:
     def uploads(self, within: Exchange | None = None) -> list[Exchange]:
         """Members uploads to the partner, optionally those nested in one platform call."""
         source = self.nested(within) if within is not None else self.partner
-        return [e for e in source if e.method == "POST" and _is_upload(e.path)]
+        return [e for e in source if self.route(e) == UPLOAD_ROUTE]
+
+    # ------------------------------------------------------------------ partner calls, read
+
+    def route(self, exchange: Exchange) -> str | None:
+        """The partner's core route of a partner exchange, in any dialect: its ledger
+        entry's; a request the partner refused unread has none, and is read as the
+        generic API would route it."""
+        entry = self.entry(exchange)
+        if entry is not None and entry.route is not None:
+            return entry.route
+        try:
+            route, _ = resolve(PARTNER_ROUTES, exchange.method, exchange.path)
+        except PartnerError:
+            return None
+        return route.key
+
+    def operations(self, exchange: Exchange) -> int | None:
+        """How many operations a partner request carried (its ledger's count, in any
+        dialect), else the generic body's ``operations`` list."""
+        entry = self.entry(exchange)
+        if entry is not None and (entry.operations or entry.route == UPLOAD_ROUTE):
+            return len(entry.operations)
+        body = exchange.request_json()
+        operations = body.get("operations") if isinstance(body, dict) else None
+        return len(operations) if isinstance(operations, list) else None
+
+    def signal(self, exchange: Exchange) -> str | None:
+        """What kind of answer the partner gave (the ledger's ``signal``: ``throttled``,
+        ``transient``, ``expired_token``, ``not_ready``, ``per_item``...); without an
+        entry, read from the HTTP answer as the generic face writes it."""
+        entry = self.entry(exchange)
+        if entry is not None:
+            return entry.signal
+        if exchange.status is None:
+            return "transient" if exchange.failure in ("connection", "timeout") else None
+        if exchange.status == 429:
+            return "throttled"
+        if exchange.status >= 500 or exchange.status in _TRANSIENT_STATUSES:
+            return "transient"
+        return "permanent" if exchange.status >= 400 else None
+
+    def error_code(self, exchange: Exchange) -> str | None:
+        """The partner's core error code of an exchange (``RATE_LIMITED``...), any dialect."""
+        entry = self.entry(exchange)
+        return entry.error_code if entry is not None else exchange.partner_code
+
+    def core_segment(self, segment_id: str | None) -> str | None:
+        """The core id of a segment id as the connector knows it (a LinkedIn ``1000007``
+        is ``seg-000007``): what the ledger's ``segment_id`` holds."""
+        return self.record.partner.core_segment_id(segment_id) if segment_id else None
 
     def call(self, seq: object) -> Exchange | None:
         """The platform call numbered ``seq`` (None for any other exchange or value)."""
@@ -166,8 +237,8 @@ class RunView:
         return self.enclosing(exchange.seq) if exchange is not None else None
 
     def v1(self) -> list[LedgerEntry]:
-        """The entries of the partner's API proper (``/v1/...``: not OAuth, not admin)."""
-        return [e for e in self.entries if e.path.startswith("/v1/")]
+        """The entries of the partner's API proper (not OAuth, not admin), any dialect."""
+        return [e for e in self.entries if is_api(e)]
 
     def nested_entries(self, call: Exchange) -> list[LedgerEntry]:
         return [entry for e in self.nested(call) if (entry := self.entry(e)) is not None]
@@ -187,6 +258,13 @@ class RunView:
                 accepted += _count(body.get("accepted"))
                 rejected += _count(body.get("rejected"))
         return accepted, rejected
+
+
+def is_api(entry: LedgerEntry) -> bool:
+    """Whether an entry is a call of the partner's API proper (its core route is under
+    ``/v1/``, whatever path the dialect used)."""
+    route = entry.route or f"{entry.method} {entry.path}"
+    return route.partition(" ")[2].startswith("/v1/")
 
 
 def _is_upload(path: str) -> bool:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.routes import route
-from fake_partner import LedgerEntry, LedgerOperation
+from fake_partner import LedgerEntry, LedgerOperation, OAuthError, PartnerError
+from fake_partner.faces.base import signal_of
 from harness.clauses.evidence import Evidence, RunRecord
 from harness.clauses.notes import RunNotes
 from harness.platform import Platform
@@ -148,6 +149,10 @@ class RunBuilder:
                 response_body=json.dumps(answer).encode(),
             )
         now = self.platform.clock.now()
+        signal = _signal(status, error_code, grant_type, operations)
+        retry_after = next(
+            (v for k, v in (headers or {}).items() if k.lower() == "retry-after"), None
+        )
         entry = LedgerEntry(
             sequence=next(self._sequence),
             request_id=request_id,
@@ -166,6 +171,9 @@ class RunBuilder:
             applied=status is not None and 200 <= status < 300,
             faults=(),
             grant_type=grant_type,
+            dialect_code=error_code,
+            signal=signal,
+            retry_after=float(retry_after) if retry_after else None,
         )
         self.platform.partner.ledger.append(entry)
         return entry
@@ -258,6 +266,22 @@ class RunBuilder:
             grant_type="refresh_token",
             route_key="POST /oauth/token",
         )
+
+
+def _signal(
+    status: int | None,
+    error_code: str | None,
+    grant_type: str | None,
+    operations: Sequence[LedgerOperation],
+) -> str | None:
+    """The ledger's ``signal`` as the generic face writes it (fake_partner's own rule)."""
+    if status is None:
+        return "transient"
+    if status < 400:
+        return "per_item" if any(op.code is not None for op in operations) else None
+    if grant_type is not None and error_code == "invalid_grant":
+        return signal_of(OAuthError(status, "invalid_grant", "refused"))
+    return signal_of(PartnerError(status, error_code or "ERROR", "refused"))
 
 
 def evidence(*runs: RunBuilder) -> Evidence:

@@ -189,15 +189,15 @@ def _ok(status: int | None) -> bool:
     return status is not None and 200 <= status < 300
 
 
-def _transient(exchange: Exchange) -> str | None:
-    """What made a partner exchange a transient failure (429, 5xx, no answer), or None."""
-    if exchange.status is not None:
-        if exchange.status == 429 or exchange.status >= 500:
-            return f"HTTP {exchange.status}"
+def _transient(run: RunView, exchange: Exchange) -> str | None:
+    """What made a partner exchange a transient failure (throttled, a server error, no
+    answer: the ledger's ``signal`` in any dialect), or None."""
+    signal = run.signal(exchange)
+    if signal not in ("transient", "throttled"):
         return None
-    if exchange.failure in ("connection", "timeout"):
-        return "a dropped connection" if exchange.failure == "connection" else "a timeout"
-    return None
+    if exchange.status is not None:
+        return f"HTTP {exchange.status}"
+    return "a timeout" if exchange.failure == "timeout" else "a dropped connection"
 
 
 def _recovered(run: RunView, call: Exchange, failed: Exchange) -> bool:

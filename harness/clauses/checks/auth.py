@@ -19,7 +19,7 @@ from harness.clauses.notes import Answered, AuthNotes
 from harness.clauses.registry import Verdict, clause
 from harness.clauses.run_names import AUTH
 from harness.clauses.runs.faults import TAMPERED_STATES
-from harness.clauses.view import RunView
+from harness.clauses.view import TOKEN_ROUTE, RunView
 
 
 def _expect(
@@ -151,7 +151,7 @@ def auth_state_tamper(evidence: Evidence) -> Verdict:
         grants = [
             e
             for e in run.nested_entries(call)
-            if e.path == "/oauth/token" and e.grant_type == "authorization_code"
+            if e.route == TOKEN_ROUTE and e.grant_type == "authorization_code"
         ]
         used = note.code_used and not note.code_used_before
         if grants or used:

@@ -25,7 +25,7 @@ from harness.clauses.evidence import Evidence, RunRecord, not_implemented
 from harness.clauses.notes import LifecycleNotes, missing, notes_of
 from harness.clauses.registry import Verdict, clause
 from harness.clauses.run_names import LIFECYCLE, OVERSIZED, OVERSIZED_BYTES, SESSION
-from harness.clauses.view import view_of
+from harness.clauses.view import TOKEN_ROUTE, UPLOAD_ROUTE, view_of
 from harness.simulator import Feed, FeedStateError
 from harness.trace import Exchange
 from harness.users import PartnerIdentifier
@@ -49,12 +49,6 @@ def _batch_answers(evidence: Evidence) -> list[tuple[RunRecord, Exchange]]:
         for exchange in _exchanges(record, _PLATFORM, "/v1/batch_update")
         if not _is_probe(exchange) and _answered(exchange) and not not_implemented(exchange)
     ]
-
-
-def _operation_count(exchange: Exchange) -> int | None:
-    body = exchange.request_json()
-    operations = body.get("operations") if isinstance(body, dict) else None
-    return len(operations) if isinstance(operations, list) else None
 
 
 def _final_attempt(batch: BatchRecord) -> BatchAttempt | None:
@@ -209,8 +203,8 @@ def check_batch_empty(evidence: Evidence) -> Verdict:
 
 @clause(
     "BATCH-LIMIT",
-    "no request to the partner exceeds its limits (10,000 operations, 5 MiB): a larger "
-    "batch is split.",
+    "no request to the partner exceeds its limits (generic API: 10,000 operations, 5 MiB; "
+    "`technical_config` names lower ones): a larger batch is split.",
     group="batches",
     runs=(OVERSIZED,),
 )
@@ -222,11 +216,12 @@ def check_batch_limit(evidence: Evidence) -> Verdict:
     for record in evidence:
         limits = record.partner.effective_scenario.limits
         max_operations, max_bytes = limits.max_operations, limits.max_body_bytes
-        for upload in view_of(record).uploads():
+        view = view_of(record)
+        for upload in view.uploads():
             uploads_seen += 1
-            count = _operation_count(upload)
-            size = len(upload.request_body)
-            code = upload.partner_code
+            count = view.operations(upload)
+            size = upload.request_size
+            code = view.error_code(upload)
             if (count or 0) > max_operations or size > max_bytes:
                 findings.add(
                     record.name,
@@ -288,7 +283,7 @@ def _check_split(record: RunRecord, feed: Feed, findings: _Findings) -> None:
         )
         return
     uploads = view.uploads(exchange)
-    sent = sum(_operation_count(u) or 0 for u in uploads)
+    sent = sum(view.operations(u) or 0 for u in uploads)
     if sent < size:
         findings.add(
             record.name,
@@ -306,27 +301,27 @@ def _batch_of(exchange: Exchange) -> str | None:
     return value if isinstance(value, str) else None
 
 
-_TRANSIENT_STATUSES = frozenset({401, 404, 408, 429})
-"""Partner refusals that clear by themselves (expired token, segment not ready, rate limit)."""
+_PERMANENT = frozenset({"permanent", "revoked_token", "invalid_grant"})
+"""Partner answers (the ledger's ``signal``, any dialect) that do not clear by themselves;
+an expired token, a segment not ready, throttling and 5xx do."""
 
 
 def _permanent_faults(record: RunRecord, feed: Feed) -> bool:
-    """The partner refused something of this feed for good: a per-item rejection, a 4xx
-    upload refusal other than the transient ones, or a refused refresh token."""
+    """The partner refused something of this feed for good: a per-item rejection, an
+    upload refused for good, or a refused refresh token."""
+    view = view_of(record)
     try:
-        segment: str | None = record.platform.partner_segment_id(feed.feed_id)
+        segment = view.core_segment(record.platform.partner_segment_id(feed.feed_id))
     except (FeedStateError, LookupError, ValueError):
         segment = None
-    for entry in view_of(record).entries:
-        if entry.path == "/oauth/token" and entry.status is not None and 400 <= entry.status < 500:
+    for entry in view.entries:
+        if entry.route == TOKEN_ROUTE and entry.status is not None and 400 <= entry.status < 500:
             return True
-        upload = entry.method == "POST" and entry.path.endswith("/members")
-        if not upload or (segment is not None and entry.segment_id not in (segment, None)):
+        if entry.route != UPLOAD_ROUTE:
             continue
-        if entry.rejected > 0:
-            return True
-        status = entry.status
-        if status is not None and 400 <= status < 500 and status not in _TRANSIENT_STATUSES:
+        if segment is not None and entry.segment_id not in (segment, None):
+            continue
+        if entry.rejected > 0 or entry.signal in _PERMANENT:
             return True
     return False
 

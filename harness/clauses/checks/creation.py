@@ -4,12 +4,8 @@ configurations refused, connection polled until the segment is ready.
 
 from __future__ import annotations
 
-import re
-
 from harness.clauses.checks._shared import (
-    _PARTNER,
     _PLATFORM,
-    _SEGMENT_PATH,
     _answer,
     _answered,
     _exchanges,
@@ -32,11 +28,8 @@ from harness.clauses.run_names import (
     LIFECYCLE,
     NOT_READY,
 )
-from harness.clauses.view import view_of, views
+from harness.clauses.view import SEGMENT_CREATE_ROUTE, SEGMENT_READ_ROUTE, view_of, views
 from harness.trace import Exchange
-
-_ACCOUNT_SEGMENTS = re.compile(r"/v1/accounts/([^/]+)/segments/?\Z")
-
 
 # --------------------------------------------------------------------------- creation
 
@@ -59,11 +52,7 @@ def check_create_ok(evidence: Evidence) -> Verdict:
         for call in run.calls:
             if call.path != "/v1/external_segment_creation" or _is_probe(call):
                 continue
-            created = [
-                e
-                for e in run.nested(call)
-                if e.method == "POST" and _ACCOUNT_SEGMENTS.match(e.path) and e.ok
-            ]
+            created = [e for e in run.nested(call) if run.route(e) == SEGMENT_CREATE_ROUTE and e.ok]
             status = call.answer_status if _answered(call) else None
             if len(created) > 1:
                 findings.add(
@@ -192,6 +181,7 @@ def check_create_persists_id(evidence: Evidence) -> Verdict:
     findings = _Findings()
     checked = 0
     for record in evidence:
+        view = view_of(record)
         segments = set(record.partner.segment_ids())
         last: dict[str, Exchange] = {}  # the property reflects a feed's last creation
         for exchange in _exchanges(record, _PLATFORM, "/v1/external_segment_creation"):
@@ -212,14 +202,14 @@ def check_create_persists_id(evidence: Evidence) -> Verdict:
                     + (f" (segment {', '.join(made)})" if made else ""),
                     [exchange.seq],
                 )
-            elif made and value not in made:
+            elif made and view.core_segment(value) not in made:
                 findings.add(
                     record.name,
                     f"feed {feed_id}: partner_segment_id is {value!r}: expected the segment "
                     f"creation made or reused ({', '.join(made)})",
                     [exchange.seq],
                 )
-            elif value not in segments:
+            elif view.core_segment(value) not in segments:
                 findings.add(
                     record.name,
                     f"feed {feed_id}: partner_segment_id is {value!r}, which the partner does "
@@ -232,20 +222,22 @@ def check_create_persists_id(evidence: Evidence) -> Verdict:
 
 
 def _segments_named_in(record: RunRecord, exchange: Exchange) -> list[str]:
-    """The segments a creation call made (201 ``id``) or was told exist (409 details)."""
+    """The segments (core ids) a creation call made (the ledger's segment of a 2xx segment
+    creation, in any dialect) or was told exist (a 409's details)."""
     named: list[str] = []
-    for call in view_of(record).nested(exchange):
-        if call.method != "POST" or _ACCOUNT_SEGMENTS.match(call.path) is None:
+    view = view_of(record)
+    for call in view.nested(exchange):
+        if view.route(call) != SEGMENT_CREATE_ROUTE:
             continue
-        body = call.answer
-        if call.status == 201 and body is not None and isinstance(body.get("id"), str):
-            named.append(body["id"])
-        elif call.status == 409 and body is not None:
-            error = body.get("error")
+        entry = view.entry(call)
+        if call.ok and entry is not None and entry.segment_id:
+            named.append(entry.segment_id)
+        elif call.status == 409 and call.answer is not None:
+            error = call.answer.get("error")
             details = error.get("details") if isinstance(error, dict) else None
             for detail in details if isinstance(details, list) else ():
                 if isinstance(detail, dict) and isinstance(detail.get("segment_id"), str):
-                    named.append(detail["segment_id"])
+                    named.append(view.core_segment(detail["segment_id"]) or "")
     return named
 
 
@@ -303,18 +295,20 @@ def check_create_invalid_config(evidence: Evidence) -> Verdict:
 
 
 def _last_segment_answer(record: RunRecord, exchange: Exchange) -> Exchange | None:
-    """The connector's last partner call on ``/v1/segments/...`` inside ``exchange``."""
+    """The connector's last answered read of its partner segment inside ``exchange``."""
+    view = view_of(record)
     calls = [
         e
-        for e in view_of(record).nested(exchange)
-        if e.leg == _PARTNER and _SEGMENT_PATH.match(e.path) and e.status is not None
+        for e in view.nested(exchange)
+        if view.route(e) == SEGMENT_READ_ROUTE and e.status is not None
     ]
     return calls[-1] if calls else None
 
 
 @clause(
     "CONNECT-NOT-READY",
-    "while the partner answers 404 `SEGMENT_NOT_READY`, connection answers "
+    "while the partner says the segment is not ready (generic API: 404 `SEGMENT_NOT_READY`), "
+    "connection answers "
     "`external_segment_not_ready_yet` (502), never `ok` and never `error`.",
     group="creation",
     routes=("external_segment_connection",),
@@ -349,7 +343,7 @@ def check_connect_not_ready(evidence: Evidence) -> Verdict:
             if _is_probe(exchange) or not _answered(exchange):
                 continue
             last = _last_segment_answer(record, exchange)
-            if last is None or last.status != 404 or last.partner_code != "SEGMENT_NOT_READY":
+            if last is None or view_of(record).signal(last) != "not_ready":
                 continue
             checked += 1
             body = exchange.answer
@@ -440,7 +434,7 @@ def connect_transient(evidence: Evidence) -> Verdict:
             failures = [
                 (e, what)
                 for e in run.nested(call)
-                if (what := _transient(e)) is not None and not _recovered(run, call, e)
+                if (what := _transient(run, e)) is not None and not _recovered(run, call, e)
             ]
             if not failures:
                 continue

@@ -22,8 +22,9 @@ from harness.clauses.checks._shared import (
 from harness.clauses.evidence import Evidence
 from harness.clauses.registry import Verdict, clause
 from harness.clauses.run_names import AUTH, CORE, INVALID_GRANT, LIFECYCLE, TOKEN_EXPIRY
-from harness.clauses.view import view_of
+from harness.clauses.view import RunView, view_of
 from harness.redaction import MASK
+from harness.trace import Exchange
 
 _ACCOUNT_PATH = re.compile(r"/v1/accounts/([^/]+)")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
@@ -208,8 +209,8 @@ handed the connector is not among them."""
 
 @clause(
     "ACCOUNT-ISOLATION",
-    "the connector touches only its feed's account and segment (no 403 `ACCOUNT_FORBIDDEN`, "
-    "no write to another segment).",
+    "the connector touches only its feed's account and segment (no request refused as "
+    "another account's, a 403; no read of or write to another segment).",
     group="data_protection",
     runs=(LIFECYCLE, AUTH),
 )
@@ -240,20 +241,17 @@ def check_account_isolation(evidence: Evidence) -> Verdict:
                 own_account = gateway.property_value(feed_id, "partner_account_id")
             except (KeyError, LookupError, ValueError):
                 own_segment = own_account = None
-            for call in view_of(record).nested(exchange):
-                if call.leg != _PARTNER:
-                    continue
-                segment = _SEGMENT_PATH.match(call.path)
-                account = _ACCOUNT_PATH.match(call.path)
+            for call in ledger.nested(exchange):
+                segment, account = _touched(ledger, call)
                 touched += 1
-                if segment is not None and segment.group(1) != own_segment:
+                if segment is not None and segment != ledger.core_segment(own_segment):
                     findings.add(
                         record.name,
                         f"serving feed {feed_id}, the connector touched {call.method} "
                         f"{call.path}: its segment is {own_segment!r}",
                         [exchange.seq, call.seq],
                     )
-                elif account is not None and account.group(1) != own_account:
+                elif account is not None and account != own_account:
                     findings.add(
                         record.name,
                         f"serving feed {feed_id}, the connector touched {call.method} "
@@ -262,4 +260,24 @@ def check_account_isolation(evidence: Evidence) -> Verdict:
                     )
     return findings.verdict(
         f"{touched} partner requests stayed in their feed's account and segment"
+    )
+
+
+def _touched(view: RunView, call: Exchange) -> tuple[str | None, str | None]:
+    """The segment (core id) and account a partner request targets, in any dialect: its
+    ledger entry's, for a route on a segment or an account; a request the partner refused
+    unread is read from its generic path."""
+    entry = view.entry(call)
+    if entry is None or entry.route is None:
+        segment = _SEGMENT_PATH.match(call.path)
+        account = _ACCOUNT_PATH.match(call.path)
+        return (
+            segment.group(1) if segment is not None else None,
+            account.group(1) if account is not None else None,
+        )
+    on_segment = "{segment_id}" in entry.route
+    on_account = "{account_id}" in entry.route
+    return (
+        entry.segment_id if on_segment else None,
+        entry.account_id if on_account else None,
     )

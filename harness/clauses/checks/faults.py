@@ -30,10 +30,9 @@ from harness.clauses.run_names import (
     TRANSIENT,
 )
 from harness.clauses.runs.core import PROBE_TAG
-from harness.clauses.view import RunView, views
+from harness.clauses.view import TOKEN_ROUTE, UPLOAD_ROUTE, RunView, is_api, views
 from harness.trace import Exchange
 
-_UPLOAD_ROUTE = "POST /v1/segments/{segment_id}/members"
 _REAUTH = re.compile(r"re-?auth|authenticat", re.IGNORECASE)
 _RETRY_STATUS = {"batch_update": "RETRY", "user_segment_update": "retry"}
 """What an update or batch call answers when a transient partner failure stopped it."""
@@ -54,7 +53,7 @@ says that the user must log in again."""
 
 
 def _is_refresh(entry: LedgerEntry) -> bool:
-    return entry.path == "/oauth/token" and entry.grant_type == "refresh_token"
+    return entry.route == TOKEN_ROUTE and entry.grant_type == "refresh_token"
 
 
 # ---------------------------------------------------------------------- TOKEN-REFRESH
@@ -62,8 +61,9 @@ def _is_refresh(entry: LedgerEntry) -> bool:
 
 @clause(
     "TOKEN-REFRESH",
-    "on 401 `EXPIRED_ACCESS_TOKEN` the connector refreshes once and re-sends; nothing is "
-    "lost, and it never refreshes before each call when the token is still valid.",
+    "when the partner refuses an expired access token (generic API: 401 "
+    "`EXPIRED_ACCESS_TOKEN`), the connector refreshes once and re-sends; nothing is lost, "
+    "and it never refreshes before each call when the token is still valid.",
     group="faults",
     runs=(TOKEN_EXPIRY,),
 )
@@ -92,11 +92,8 @@ def token_refresh(evidence: Evidence) -> Verdict:
 
 
 def _is_expired(entry: LedgerEntry) -> bool:
-    return (
-        entry.path.startswith("/v1/")
-        and entry.status == 401
-        and entry.error_code == "EXPIRED_ACCESS_TOKEN"
-    )
+    """The partner refused an API call for an expired access token (any dialect)."""
+    return is_api(entry) and entry.signal == "expired_token"
 
 
 def _check_expired(run: RunView, problems: _Problems) -> int:
@@ -110,11 +107,7 @@ def _check_expired(run: RunView, problems: _Problems) -> int:
         later = entries[index + 1 :]
         client = refused.client_id
         following = next(
-            (
-                e
-                for e in later
-                if e.path.startswith("/v1/") and (client is None or e.client_id in (client, None))
-            ),
+            (e for e in later if is_api(e) and (client is None or e.client_id in (client, None))),
             None,
         )
         where = f"{refused.method} {refused.path} answered 401 EXPIRED_ACCESS_TOKEN"
@@ -143,12 +136,12 @@ def _check_expired(run: RunView, problems: _Problems) -> int:
             continue
         if between[0].status != 200:
             continue  # a refused refresh: nothing can be re-sent (TOKEN-INVALID-GRANT's case)
-        if refused.route == _UPLOAD_ROUTE:
+        if refused.route == UPLOAD_ROUTE:
             wanted = {(op.action, op.identifiers) for op in refused.operations}
             resent = {
                 (op.action, op.identifiers)
                 for e in later
-                if e.route == _UPLOAD_ROUTE and e.segment_id == refused.segment_id and _ok(e.status)
+                if e.route == UPLOAD_ROUTE and e.segment_id == refused.segment_id and _ok(e.status)
                 for op in e.operations
             }
             if wanted - resent:
@@ -200,7 +193,7 @@ def _needless_refreshes(run: RunView) -> tuple[list[LedgerEntry], int]:
             last_grant[refresh] = entry
             used[refresh] = refused[refresh] = False
             pending.setdefault(entry.client_id, []).append(refresh)
-        elif entry.path.startswith("/v1/") and entry.token is not None:
+        elif is_api(entry) and entry.token is not None:
             if needless:
                 after += 1
             refresh_of = issued_by.get(entry.token)
@@ -213,7 +206,7 @@ def _needless_refreshes(run: RunView) -> tuple[list[LedgerEntry], int]:
             if last_grant.get(refresh_of) is None:
                 continue
             used[refresh_of] = True
-            if entry.status == 401:
+            if entry.signal in ("expired_token", "revoked_token"):
                 refused[refresh_of] = True
     return needless, after
 
@@ -238,8 +231,8 @@ def _check_needless(run: RunView, problems: _Problems) -> None:
 
 @clause(
     "TOKEN-INVALID-GRANT",
-    "when the refresh token itself is refused (400 `invalid_grant`), the answer is an error "
-    "that says re-authentication is needed; no retry storm.",
+    "when the refresh token itself is refused (OAuth `invalid_grant`, a 400), the answer is "
+    "an error that says re-authentication is needed; no retry storm.",
     group="faults",
     runs=(INVALID_GRANT,),
 )
@@ -366,9 +359,9 @@ def _check_storm(run: RunView, refused: list[LedgerEntry], problems: _Problems) 
 
 @clause(
     "RATE-LIMIT",
-    "on 429 the connector answers `retry`/`RETRY` with a delay of at least `Retry-After` (or a "
-    "positive default when the header is missing), and the partner sees no request from it "
-    "before that delay passed.",
+    "when the partner throttles (generic API: 429) the connector answers `retry`/`RETRY` "
+    "with a delay of at least the one the partner asked (`Retry-After`; a positive default "
+    "when it names none), and the partner sees no request from it before that delay passed.",
     group="faults",
     runs=(*RATE_LIMITED, CONNECTION_FAULTS),
 )
@@ -397,10 +390,10 @@ def rate_limit(evidence: Evidence) -> Verdict:
 def _check_429(run: RunView, problems: _Problems) -> int:
     """Check the connector's answer and the partner's next requests after each 429."""
     v1 = run.v1()
-    limited = [e for e in v1 if e.status == 429]
+    limited = [e for e in v1 if e.signal == "throttled"]
     for entry in limited:
         exchange = run.exchange_of(entry)
-        retry_after = exchange.retry_after if exchange is not None else None
+        retry_after = entry.retry_after
         call = run.owner(entry)
         name = _route(call)
         seqs = [call.seq if call else None, exchange.seq if exchange else None]
@@ -485,8 +478,8 @@ def transient_5xx(evidence: Evidence) -> Verdict:
     checked = 0
     for run in list(views(evidence)):
         for failed in run.partner:
-            what = _transient(failed)
-            if what is None or failed.status == 429:
+            what = _transient(run, failed)
+            if what is None or run.signal(failed) == "throttled":
                 continue
             call = run.enclosing(failed.seq)
             name = _route(call)
@@ -535,7 +528,7 @@ def partial_failure(evidence: Evidence) -> Verdict:
             if name not in _DELIVERY_ROUTES:
                 continue
             uploads = [
-                e for e in run.nested_entries(call) if e.route == _UPLOAD_ROUTE and _ok(e.status)
+                e for e in run.nested_entries(call) if e.route == UPLOAD_ROUTE and _ok(e.status)
             ]
             rejected = sum(e.rejected for e in uploads)
             if not rejected or call.answer_status == "RETRY":

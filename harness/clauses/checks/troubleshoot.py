@@ -25,7 +25,7 @@ from harness.clauses.notes import LifecycleNotes, missing, notes_of
 from harness.clauses.registry import Verdict, clause
 from harness.clauses.run_names import AUTH, LIFECYCLE
 from harness.clauses.runs.faults import ACCOUNT
-from harness.clauses.view import RunView, view_of
+from harness.clauses.view import RunView, is_api, view_of
 from harness.trace import Exchange
 
 _COUNT_KEYS = ("input_count", "matched_count", "match_rate", "audience_size")
@@ -214,7 +214,7 @@ def _dynamic_problems(run: RunView, call: Exchange, account: str | None) -> list
 def _reachable_accounts(run: RunView, call: Exchange) -> set[str]:
     """The accounts of the access tokens the call used (else of the live refresh tokens)."""
     state = run.record.partner.state()
-    used = {e.token for e in run.nested_entries(call) if e.path.startswith("/v1/") and e.token}
+    used = {e.token for e in run.nested_entries(call) if is_api(e) and e.token}
     tokens = (
         [t for t in state["access_tokens"] if t["fingerprint"] in used]
         if used
