@@ -119,6 +119,7 @@ def _verify(args: argparse.Namespace) -> int:
                 progress=progress,
                 call_timeout=args.call_timeout,
                 deadline=args.deadline if args.deadline is not None else DEFAULT_DEADLINE,
+                partner=args.partner,
             )
     except UnknownClauseError as exc:
         return _usage(str(exc))
@@ -347,14 +348,19 @@ def request_log(name: str, stream: TextIO | None = None) -> Callable[[str], None
 def _serve(args: argparse.Namespace) -> int:
     from fake_partner import Partner, ScenarioError, load_scenario, serve
     from fake_partner.server import clock_note, on_stop_signals, restore_signals
+    from harness.dialects import resolve_dialect
     from harness.drivers import free_port
+    from harness.errors import VerifyUsageError
     from harness.gateway import Gateway, GatewaySetupError, ServeError, serve_gateway
     from harness.gateway.core import JOURNAL_PATH
 
     try:
-        partner = Partner(load_scenario(args.scenario))
+        scenario = load_scenario(args.scenario)
+        partner = Partner(scenario, dialect=resolve_dialect(args.partner, scenario))
     except ScenarioError as exc:
         return _usage(f"--scenario: {exc}", "serve")
+    except VerifyUsageError as exc:
+        return _usage(str(exc), "serve")
     worker_id = os.environ.get("PLUGIN_WORKER_ID") or "worker-1"
     token = os.environ.get("PLUGIN_AUTHENTICATION_TOKEN") or None
     try:
@@ -380,8 +386,14 @@ def _serve(args: argparse.Namespace) -> int:
                 **served_gateway.env,
             }
             lines = [f"export {name}={shlex.quote(value)}" for name, value in variables.items()]
+            dialect = (
+                ""
+                if partner.dialect == "generic"
+                else f", speaking {partner.dialect} (technical_config says where)"
+            )
             lines += [
-                f"# partner: {served_partner.base_url} (admin token {partner.admin_token})",
+                f"# partner: {served_partner.base_url} (admin token {partner.admin_token})"
+                + dialect,
                 f"# gateway: {served_gateway.base_url}; feed {DEMO_FEED_ID} (segment "
                 f"{DEMO_SEGMENT_ID}, partner_account_id {account}) is registered",
                 f"# gateway journal: GET {served_gateway.base_url}{JOURNAL_PATH} (basic auth "
@@ -389,7 +401,8 @@ def _serve(args: argparse.Namespace) -> int:
                 *clock_note(partner.admin_token, served_partner.base_url),
                 "# verify the plugin afterwards (stop this first: verify serves its own gateway):",
                 f"#   feed-harness verify --url http://127.0.0.1:{plugin_port} "
-                f"--gateway-port {served_gateway.port}",
+                f"--gateway-port {served_gateway.port}"
+                + ("" if partner.dialect == "generic" else f" --partner {partner.dialect}"),
                 "# Ctrl-C to stop" + ("" if args.quiet else "; one line per request follows"),
             ]
             print("\n".join(lines), flush=True)
@@ -436,10 +449,25 @@ def _configure_gateway(gateway: Gateway, partner: Partner, partner_url: str) -> 
 
 
 def _serve_partner(args: argparse.Namespace) -> int:
+    from fake_partner import ScenarioError, load_scenario
     from fake_partner.server import serve_from_command_line
+    from harness.dialects import resolve_dialect
+    from harness.errors import VerifyUsageError
 
+    dialect = args.partner
+    if dialect is not None and args.scenario is not None:
+        try:  # both given: they must agree (a bad scenario is reported below, as ever)
+            resolve_dialect(dialect, load_scenario(args.scenario))
+        except VerifyUsageError as exc:
+            return _usage(str(exc), "serve-partner")
+        except ScenarioError:
+            pass
     return serve_from_command_line(
-        args.port, args.scenario, args.host, log=_log_unless(args.quiet, "partner")
+        args.port,
+        args.scenario,
+        args.host,
+        log=_log_unless(args.quiet, "partner"),
+        dialect=dialect,
     )
 
 
@@ -506,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     partner.add_argument(
         "--scenario", metavar="FILE", default=None, help="scenario .toml/.json file or preset name"
     )
+    _add_partner(partner)
     _add_quiet(partner)
     partner.set_defaults(run=_serve_partner)
     contract = sub.add_parser(
@@ -519,6 +548,18 @@ def build_parser() -> argparse.ArgumentParser:
     _PARSERS.clear()
     _PARSERS.update(sub.choices)
     return parser
+
+
+def _add_partner(parser: argparse.ArgumentParser) -> None:
+    from fake_partner import DIALECTS
+
+    parser.add_argument(
+        "--partner",
+        choices=DIALECTS,
+        default=None,
+        help="the partner dialect the fake partner speaks (default: the scenario's partner "
+        "key, else generic; docs/partner-dialects.md)",
+    )
 
 
 def _add_quiet(parser: argparse.ArgumentParser) -> None:
@@ -568,6 +609,7 @@ def _add_verify(sub: Any) -> None:
         metavar="FILE",
         help="partner scenario (.toml/.json) or preset name (runs with a preset keep theirs)",
     )
+    _add_partner(verify)
     verify.add_argument(
         "--clauses", metavar="IDS", help="comma-separated clause ids or patterns (BATCH-*)"
     )
@@ -657,6 +699,7 @@ def _add_serve(sub: Any) -> None:
         metavar="N",
         help="the PLUGIN_PORT to print (0: a free one)",
     )
+    _add_partner(serve)
     _add_quiet(serve)
     serve.set_defaults(run=_serve)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from harness.clauses.evidence import Evidence, RunRecord, RunSpec, not_implemented
 from harness.clauses.registry import Clause, Verdict, select_clauses
+from harness.dialects import DEFAULT_DIALECT, resolve_dialect
 from harness.drivers.base import NOT_HTTP, PROBE_TAG
 from harness.drivers.bounds import DEFAULT_DEADLINE, Bounds, Stall, use_bounds
 from harness.errors import ConnectorUnreachableError, VerifyUsageError
@@ -84,8 +85,13 @@ def verify(
     progress: Progress | None = None,
     call_timeout: float | None = None,
     deadline: float | None = DEFAULT_DEADLINE,
+    partner: str | None = None,
 ) -> Report:
     """Verify ``target`` (default: the reference connector in-process) against the clauses.
+
+    ``partner`` (``generic``, ``linkedin``, ``meta``) is the dialect the fake partner speaks
+    in every run; by default the scenario's own ``partner`` key, else ``generic``. Both
+    given and different is a :class:`VerifyUsageError`.
 
     ``call_timeout`` (real seconds per call; default: each run's setting, 10 s) and
     ``deadline`` (real seconds for everything; ``None``: none) bound the time spent on the
@@ -105,6 +111,7 @@ def verify(
     check_profile(profile)
     bounds = _bounds(call_timeout, deadline)
     loaded = load_scenario(scenario) if scenario is not None else None
+    dialect = resolve_dialect(partner, loaded)
     selected = select_clauses(clauses)
     say = progress if progress is not None else _silent
     started = time.perf_counter()
@@ -115,12 +122,12 @@ def verify(
     evidence = Evidence(seed=seed, profile=profile)
     run_errors: dict[str, str] = {}
     with use_profile(profile), use_bounds(bounds), hypothesis_home():  # no .hypothesis/ here
-        outcome = _run_all(specs, target, seed, loaded, bounds, evidence, run_errors, say)
+        outcome = _run_all(specs, target, seed, loaded, bounds, evidence, run_errors, say, dialect)
         if outcome.signum is None:
             _raise_if_never_answered(evidence, target, outcome.stalls)
         say(f"checking {len(selected)} clause(s)")
         results = [
-            _judge(clause, evidence, run_errors, target, seed, scenario, profile)
+            _judge(clause, evidence, run_errors, target, seed, scenario, profile, dialect)
             for clause in selected
         ]
     report = Report(
@@ -132,6 +139,7 @@ def verify(
         scenario=str(scenario) if scenario is not None else None,
         runs=[_run_result(spec, evidence, run_errors, scenario) for spec in specs],
         warnings=unobserved_faults(evidence, loaded) if loaded is not None else [],
+        partner=dialect,
     )
     if outcome.signum is not None:
         raise VerificationInterrupted(outcome.signum, report)
@@ -196,6 +204,7 @@ def _run_all(
     evidence: Evidence,
     run_errors: dict[str, str],
     say: Progress,
+    dialect: str = DEFAULT_DIALECT,
 ) -> _Outcome:
     """Execute the runs in order until one gives a reason to stop; the runs not run get
     that reason in ``run_errors``."""
@@ -213,7 +222,9 @@ def _run_all(
             continue
         say(f"run {index}/{len(specs)}: {spec.name}")
         try:
-            record = run_module.execute_run(spec, target, seed=seed, scenario=scenario)
+            record = run_module.execute_run(
+                spec, target, seed=seed, scenario=scenario, partner=dialect
+            )
         except KeyboardInterrupt as exc:
             outcome.signum = getattr(exc, "signum", signal.SIGINT)
             stopped = f"the verification was interrupted by {signal.Signals(outcome.signum).name}"
@@ -371,6 +382,7 @@ def _judge(
     seed: int,
     scenario: str | Path | None,
     profile: str,
+    dialect: str = DEFAULT_DIALECT,
 ) -> ClauseResult:
     started = time.perf_counter()
     verdict = _verdict(clause, evidence, run_errors)
@@ -381,7 +393,7 @@ def _judge(
         outcome="warned" if warned else verdict.outcome,
         message=verdict.message,
         reproduce=reproduce_command(
-            target, clause.id, seed=seed, scenario=scenario, profile=profile
+            target, clause.id, seed=seed, scenario=scenario, profile=profile, partner=dialect
         ),
         group=clause.group,
         severity=clause.severity,
@@ -478,9 +490,14 @@ def reproduce_command(
     seed: int,
     scenario: str | Path | None = None,
     profile: str = DEFAULT_PROFILE,
+    partner: str = DEFAULT_DIALECT,
 ) -> str:
-    """The exact ``feed-harness verify`` command that replays one clause."""
-    words = ["feed-harness", "verify", *target.cli_args, "--seed", str(seed)]
+    """The exact ``feed-harness verify`` command that replays one clause (``--partner``
+    only for a dialect other than ``generic``)."""
+    words = ["feed-harness", "verify", *target.cli_args]
+    if partner != DEFAULT_DIALECT:
+        words += ["--partner", partner]
+    words += ["--seed", str(seed)]
     words += ["--clauses", clause_id]
     if scenario is not None:
         words += ["--scenario", str(scenario)]

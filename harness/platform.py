@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
@@ -26,6 +27,7 @@ from fake_partner import (
 )
 from fake_partner.partner import ScenarioSource
 from harness.connector_log import ConnectorLog, LogCapture
+from harness.dialects import core_segment_id, partner_identifying
 from harness.drivers import (
     Bounds,
     CommandDriver,
@@ -60,31 +62,48 @@ _FIRST_FEED_ID = 7001
 _FIRST_SEGMENT_ID = 5001
 
 
+def technical_config(partner: Partner, partner_url: str) -> dict[str, Any]:
+    """The ``technical_config`` of a feed on ``partner`` served at ``partner_url``
+    (``docs/writing-a-connector.md``): its endpoint (scheme, host and port, no path), API
+    version and real limits; for LinkedIn and Meta also ``partner_base_path`` and
+    ``dialect``. The generic dialect's keys stay those of ``partner-api.md``."""
+    info = partner.dialect_info()
+    limits = partner.effective_scenario.limits
+    config: dict[str, Any] = {
+        "partner_endpoint": partner_url.rstrip("/"),
+        "partner_api_version": str(info["api_version"]),
+    }
+    if info["dialect"] != "generic":
+        config["partner_base_path"] = str(info["base_path"])
+        config["dialect"] = str(info["dialect"])
+    config["max_operations_per_request"] = limits.max_operations
+    config["max_body_bytes_per_request"] = limits.max_body_bytes
+    return config
+
+
 def configure_gateway(gateway: Gateway, partner: Partner, partner_url: str) -> None:
     """Give the gateway the configuration files a connector reads (docs/writing-a-connector.md):
-    ``technical_config`` pointing at the partner with its real limits, and
+    ``technical_config`` pointing at the partner in its dialect with its real limits, and
     ``credentials`` with the partner's seeded OAuth client and refresh token (if any)."""
-    gateway.set_configuration_file(
-        "technical_config",
-        {
-            "partner_endpoint": partner_url,
-            "partner_api_version": "v1",
-            "max_operations_per_request": partner.effective_scenario.limits.max_operations,
-            "max_body_bytes_per_request": partner.effective_scenario.limits.max_body_bytes,
-        },
-    )
+    gateway.set_configuration_file("technical_config", technical_config(partner, partner_url))
     try:
         credentials = partner.credentials
     except PartnerUsageError:  # a scenario without a seeded refresh token
         return
-    gateway.set_configuration_file(
-        "credentials",
-        {
-            "client_id": credentials.client_id,
-            "client_secret": credentials.client_secret,
-            "refresh_token": credentials.refresh_token,
-        },
-    )
+    files: dict[str, str] = {
+        "client_id": credentials.client_id,
+        "client_secret": credentials.client_secret,
+        "refresh_token": credentials.refresh_token,
+    }
+    if not partner.dialect_info().get("refresh_grant", True):
+        # Meta has no refresh grant: a connector holds a long-lived access token instead
+        files["access_token"] = partner.seed_access_token(credentials.account_ids)
+    gateway.set_configuration_file("credentials", files)
+
+
+def _is_token_path(path: str) -> bool:
+    """An OAuth token endpoint of any dialect: its form and answer carry secrets."""
+    return path in ("/oauth/token", "/oauth/v2/accessToken") or path.endswith("/oauth/access_token")
 
 
 def _bounded(settings: SimulatorSettings, bounds: Bounds) -> SimulatorSettings:
@@ -116,7 +135,10 @@ class Platform:
         worker_id: str = "worker-1",
         authentication_token: str | None = None,
         clock: VirtualClock | None = None,
+        partner: str | None = None,
     ) -> None:
+        """``partner`` (``generic``, ``linkedin``, ``meta``) is the dialect the fake partner
+        speaks; by default the scenario's ``partner`` key, else ``generic``."""
         options = (("connector", connector), ("cmd", cmd), ("url", url))
         chosen = [name for name, value in options if value is not None]
         if len(chosen) > 1:
@@ -128,7 +150,7 @@ class Platform:
             settings if settings is not None else SimulatorSettings(), self.bounds
         )
         self.clock = clock if clock is not None else VirtualClock()
-        self.partner = Partner(scenario, clock=self.clock)
+        self.partner = Partner(scenario, clock=self.clock, dialect=partner)
         self.gateway = Gateway(worker_id, authentication_token)
         self.redactor = Redactor()
         self.trace = Trace(self.clock.now, self.redactor)
@@ -151,7 +173,10 @@ class Platform:
 
     def __repr__(self) -> str:
         mode = "served" if self._served else "in-process"
-        return f"Platform({mode}, partner={self.partner_url}, feeds={len(self.feeds)})"
+        return (
+            f"Platform({mode}, partner={self.partner_url} ({self.partner.dialect}), "
+            f"feeds={len(self.feeds)})"
+        )
 
     @property
     def served(self) -> bool:
@@ -241,6 +266,10 @@ class Platform:
 
     def _configure_gateway(self) -> None:
         configure_gateway(self.gateway, self.partner, self.partner_url)
+        served = self.gateway.configuration_file("credentials")
+        access_token = json.loads(served).get("access_token") if served else None
+        if isinstance(access_token, str):
+            self.redactor.add_secret(access_token, "access_token")
 
     def _learn_secrets(self) -> None:
         credentials = self._credentials()
@@ -260,8 +289,9 @@ class Platform:
         error: BaseException | None,
     ) -> None:
         body = request.content
-        if response is not None and request.url.path == "/oauth/token":
+        if response is not None and _is_token_path(request.url.path):
             self.redactor.learn_from_form(body)
+            self.redactor.learn_from_form(request.url.query)  # Meta's GET carries the secret
             self.redactor.learn_from_token_answer(response.content)
         exchange = self.trace.begin(
             leg, request.method, str(request.url), request.headers.multi_items(), body
@@ -331,7 +361,7 @@ class Platform:
         )
 
         def partner_membership() -> frozenset[PartnerIdentifier]:
-            return self.partner.members(self.partner_segment_id(feed_id))
+            return self.partner.members(self.core_segment_id(feed_id))
 
         feed = Feed(
             driver=self.driver,
@@ -340,7 +370,8 @@ class Platform:
             feed_id=feed_id,
             segment_id=segment_id,
             datamart_id=datamart_id,
-            identifying=selected,
+            # what the partner can receive: LinkedIn has no type for a user account id
+            identifying=partner_identifying(self.partner.dialect, selected),
             partner_account_id=partner_account_id,
             partner_membership=partner_membership,
             redactor=self.redactor,
@@ -358,6 +389,11 @@ class Platform:
             )
         return value
 
+    def core_segment_id(self, feed_id: str) -> str:
+        """The fake partner's core id of the feed's segment (``seg-000007``), whatever the
+        dialect wrote back: what the ledger's ``segment_id`` and ``Partner.members`` use."""
+        return core_segment_id(self.partner.dialect, self.partner_segment_id(feed_id))
+
     def summary(self, feed: Feed) -> dict[str, Any]:
         """The feed's accounting per session beside the partner's ledger for its segment."""
         data: dict[str, Any] = {
@@ -365,8 +401,9 @@ class Platform:
             "state": feed.state,
             "sessions": [s.to_dict() for s in feed.sessions.values()],
         }
-        segment_id = self.gateway.property_value(feed.feed_id, "partner_segment_id")
-        if segment_id:
+        written = self.gateway.property_value(feed.feed_id, "partner_segment_id")
+        if written:
+            segment_id = core_segment_id(self.partner.dialect, written)
             uploads = self.partner.ledger.uploads(segment_id)
             data["partner"] = {
                 "segment_id": segment_id,

@@ -34,10 +34,13 @@ _INI = {
     "feed_url": "URL of a running connector (as --feed-url)",
     "feed_gateway_port": "with feed_url: the port the connector's GATEWAY_PORT names",
     "feed_scenario": "partner scenario file or preset name (as --feed-scenario)",
+    "feed_partner": "partner dialect: generic, linkedin or meta (as --feed-partner)",
     "feed_clauses": "clause ids or patterns, comma-separated; 'none': no clause item",
     "feed_seed": "seed of users and choices (default 0)",
     "feed_profile": "fast, ci or thorough (default fast)",
 }
+_DIALECTS = ("generic", "linkedin", "meta")
+"""``fake_partner.DIALECTS`` (not imported here: the plugin stays light until used)."""
 NO_CLAUSES = "none"
 """``--feed-clauses none``: select a connector for the fixtures without the clause items."""
 
@@ -69,6 +72,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="with --feed-url: the port the connector's GATEWAY_PORT names",
     )
     group.addoption("--feed-scenario", metavar="FILE", help="partner scenario file or preset name")
+    group.addoption(
+        "--feed-partner",
+        choices=_DIALECTS,
+        default=None,
+        help="the partner dialect the fake partner speaks (default: the scenario's, else generic)",
+    )
     group.addoption(
         "--feed-clauses",
         metavar="IDS",
@@ -102,6 +111,10 @@ def feed_option(config: pytest.Config, name: str) -> Any:
         if value is not None and name == "feed_profile" and value not in ("fast", "ci", "thorough"):
             raise pytest.UsageError(
                 f"feed_profile = {value!r} in the pytest configuration: use fast, ci or thorough"
+            )
+        if value is not None and name == "feed_partner" and value not in _DIALECTS:
+            raise pytest.UsageError(
+                f"feed_partner = {value!r} in the pytest configuration: use {', '.join(_DIALECTS)}"
             )
     if value is None:
         value = {"feed_seed": 0, "feed_profile": "fast"}.get(name)
@@ -139,9 +152,11 @@ class ConformanceSession:
         seed, profile = feed_option(config, "feed_seed"), feed_option(config, "feed_profile")
         if _no_clauses(feed_option(config, "feed_clauses")):
             return f"feed-harness: the fixtures drive {self.target.label} (no clause item)"
+        partner = feed_option(config, "feed_partner")
+        shown = f", partner {partner}" if partner else ""
         return (
-            f"feed-harness: verifying {self.target.label} (seed {seed}, profile {profile}); "
-            "the fixtures drive it too"
+            f"feed-harness: verifying {self.target.label} (seed {seed}, profile {profile}"
+            f"{shown}); the fixtures drive it too"
         )
 
     @pytest.hookimpl(tryfirst=True)
@@ -156,7 +171,7 @@ class ConformanceSession:
             return
         try:
             chosen = select_clauses(_split(wanted))
-            _load_scenario(feed_option(config, "feed_scenario"))
+            _dialect(config, _load_scenario(feed_option(config, "feed_scenario")))
         except UnknownClauseError as exc:
             raise pytest.UsageError(_as_option(str(exc))) from None
         except ScenarioError as exc:
@@ -197,6 +212,7 @@ class ConformanceSession:
                 seed=feed_option(config, "feed_seed"),
                 scenario=feed_option(config, "feed_scenario"),
                 profile=feed_option(config, "feed_profile"),
+                partner=feed_option(config, "feed_partner"),
             )
         except (ConnectorStartError, ConnectorLoadError, ConnectorUnreachableError) as exc:
             self.error = f"the connector could not be started or reached: {exc}"
@@ -317,6 +333,20 @@ def _as_option(message: str) -> str:
     return message
 
 
+def _dialect(config: pytest.Config, scenario: Any) -> str:
+    """The dialect ``--feed-partner`` / ``feed_partner`` and the scenario agree on; a usage
+    error when they differ."""
+    from harness.dialects import resolve_dialect
+    from harness.errors import VerifyUsageError
+
+    try:
+        return resolve_dialect(
+            feed_option(config, "feed_partner"), scenario, option="--feed-partner"
+        )
+    except VerifyUsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def _load_scenario(source: str | Path | None) -> Any:
     from fake_partner import load_scenario
 
@@ -345,10 +375,12 @@ def _scenario_for(request: pytest.FixtureRequest) -> Any:
 
 @pytest.fixture
 def feed_partner(request: pytest.FixtureRequest) -> Partner:
-    """A fresh fake partner; scenario from ``@pytest.mark.feed_scenario`` or ``--feed-scenario``."""
+    """A fresh fake partner; scenario from ``@pytest.mark.feed_scenario`` or ``--feed-scenario``,
+    dialect from ``--feed-partner`` / ``feed_partner`` (else the scenario's)."""
     from fake_partner import Partner
 
-    return Partner(_scenario_for(request))
+    scenario = _scenario_for(request)
+    return Partner(scenario, dialect=_dialect(request.config, scenario))
 
 
 @pytest.fixture
@@ -377,5 +409,10 @@ def feed_platform(request: pytest.FixtureRequest) -> Iterator[Platform]:
             stacklevel=1,
         )
     request.node.user_properties.append(("feed_connector", target.label))
-    with Platform(**target.platform_kwargs(), scenario=_scenario_for(request)) as platform:
+    scenario = _scenario_for(request)
+    with Platform(
+        **target.platform_kwargs(),
+        scenario=scenario,
+        partner=_dialect(request.config, scenario),
+    ) as platform:
         yield platform

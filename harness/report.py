@@ -79,6 +79,8 @@ class Report:
     """What the verification could not judge (a scenario fault no clause observes)."""
     finished_at: float = field(default_factory=time.time)
     """When the verification ended (epoch seconds); it started ``seconds`` earlier."""
+    partner: str = "generic"
+    """The partner dialect verified against (``generic``, ``linkedin``, ``meta``)."""
 
     @property
     def summary(self) -> dict[str, int]:
@@ -103,6 +105,7 @@ class Report:
             "connector": self.connector,
             "seed": self.seed,
             "profile": self.profile,
+            "partner": self.partner,
             "scenario": self.scenario,
             "seconds": round(self.seconds, 3),
             "runs": [
@@ -168,7 +171,8 @@ def format_table(
         lines += [" " * indent + more for more in body[1:]]
     lines.append("")
     lines.append(
-        f"{summary_line(report)} ({report.connector}, seed {report.seed}, {report.seconds:.1f}s)"
+        f"{summary_line(report)} ({report.connector}, seed {report.seed}, "
+        f"{report.seconds:.1f}s, partner {report.partner})"
     )
     for r in report.results:
         if r.outcome in ("failed", "warned") and r.reproduce:
@@ -354,6 +358,7 @@ def write_junit_xml(report: Report, path: str | Path) -> None:
     ET.SubElement(props, "property", name="connector", value=report.connector)
     ET.SubElement(props, "property", name="seed", value=str(report.seed))
     ET.SubElement(props, "property", name="profile", value=report.profile)
+    ET.SubElement(props, "property", name="partner", value=report.partner)
     for r in report.results:
         case = ET.SubElement(suite, "testcase", classname=junit_classname(r.group), name=r.id)
         case.set("time", f"{r.seconds:.3f}")
@@ -603,7 +608,8 @@ def render_html(report: Report) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
         "<meta name='viewport' content='width=device-width'>"
         f"<style>{_CSS}</style></head><body><h1>{title}</h1>"
-        f"<p>seed {report.seed} · profile {html.escape(report.profile)} · {counts}</p>"
+        f"<p>seed {report.seed} · profile {html.escape(report.profile)} · partner "
+        f"{html.escape(report.partner)} · {counts}</p>"
         f"<table class='clauses'><tr><th>clause</th><th>outcome</th><th>message</th></tr>"
         f"{rows}</table>"
         f"{''.join(details)}</body></html>\n"

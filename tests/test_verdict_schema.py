@@ -53,6 +53,17 @@ def test_the_reference_verdict_validates(
     assert sum(c["seconds"] for c in document["clauses"]) <= document["seconds"]
 
 
+def test_a_linkedin_verdict_validates_and_names_its_dialect(
+    tmp_path: Path, schema: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    connector = "harness.reference:LinkedInReferenceConnector"
+    code, document = _verdict(tmp_path, "--partner", "linkedin", "--connector", connector)
+    assert code in (EXIT_OK, EXIT_FAILED), capsys.readouterr().err
+    jsonschema.validate(document, schema)
+    assert document["partner"] == "linkedin"
+    assert all("--partner linkedin" in c["reproduce"] for c in document["clauses"])
+
+
 def test_a_failing_verdict_validates_and_names_its_exchanges(
     tmp_path: Path, schema: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -99,6 +110,7 @@ def test_the_schema_refuses_what_the_writer_never_writes(schema: dict[str, Any])
         "connector": "reference connector",
         "seed": 0,
         "profile": "fast",
+        "partner": "generic",
         "scenario": None,
         "seconds": 1.0,
         "runs": [{"name": "lifecycle", "scenario": None, "aborted": None}],
@@ -110,5 +122,7 @@ def test_the_schema_refuses_what_the_writer_never_writes(schema: dict[str, Any])
     for changed in ({**clause, "outcome": "maybe"}, {**clause, "extra": 1}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({**document, "clauses": [changed]}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**document, "partner": "google"}, schema)
     warned = {**clause, "outcome": "warned", "severity": "warning"}
     jsonschema.validate({**document, "clauses": [warned]}, schema)

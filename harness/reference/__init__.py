@@ -8,6 +8,8 @@ from harness.reference.connector import ReferenceConnector
 from harness.reference.core import ReferenceContext, ReferenceCore
 from harness.reference.file_delivery import FileDeliveryReferenceConnector
 from harness.reference.identifiers import MappedIdentifier, Selection, map_identifiers
+from harness.reference.linkedin import LinkedInClient, LinkedInReferenceConnector
+from harness.reference.meta import MetaClient, MetaReferenceConnector
 from harness.reference.oauth_state import InvalidState, OAuthState, StateCodec
 from harness.reference.partner_client import (
     PartnerClient,
@@ -22,7 +24,11 @@ __all__ = [
     "ConfigError",
     "FileDeliveryReferenceConnector",
     "InvalidState",
+    "LinkedInClient",
+    "LinkedInReferenceConnector",
     "MappedIdentifier",
+    "MetaClient",
+    "MetaReferenceConnector",
     "OAuthState",
     "PartnerClient",
     "PartnerCredentials",

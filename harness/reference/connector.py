@@ -23,7 +23,7 @@ from harness.reference.core import (
     retry_delay_ms,
     stats_for,
 )
-from harness.reference.identifiers import invalid_operation_reason
+from harness.reference.identifiers import MappedIdentifier, invalid_operation_reason
 from harness.reference.partner_client import PartnerUnavailable, ReauthenticationNeeded
 from harness.sdk import BatchedAudienceFeedConnector
 
@@ -55,11 +55,25 @@ class ReferenceConnector(ReferenceCore, BatchedAudienceFeedConnector[ReferenceCo
             )
         data: list[Any] = [
             BatchDeliveryItem[Any](content=operation, grouping_key=ctx.grouping_key)
-            for operation in operations_for(request, mapped)
+            for operation in self.operations_for(request, mapped)
         ]
         return UserSegmentUpdateResponse(
             status="ok", data=data, stats=stats_for(mapped, "PROCESSED")
         )
+
+    def operations_for(
+        self, request: UserSegmentUpdateRequest, mapped: list[MappedIdentifier]
+    ) -> list[dict[str, Any]]:
+        """The partner operations of one user's update (the batch items' content)."""
+        return operations_for(request, mapped)
+
+    def invalid_operation_reason(self, operation: Any) -> str | None:
+        """Why a batch item must not be sent to the partner, or None."""
+        return invalid_operation_reason(operation)
+
+    def reauthentication_message(self, failure: ReauthenticationNeeded) -> str:
+        """What a batch answers when the partner refused the grant for good."""
+        return "re-authentication is needed: the partner refused the refresh token"
 
     async def on_batch_update(
         self, request: BatchUpdateRequest[Any], ctx: ReferenceContext
@@ -80,7 +94,7 @@ class ReferenceConnector(ReferenceCore, BatchedAudienceFeedConnector[ReferenceCo
         refused: Counter[str] = Counter()
         for item in request.batch_content:
             operation = decode_content(item)
-            reason = invalid_operation_reason(operation)
+            reason = self.invalid_operation_reason(operation)
             if reason is None:
                 operations.append(operation)
             else:
@@ -88,12 +102,12 @@ class ReferenceConnector(ReferenceCore, BatchedAudienceFeedConnector[ReferenceCo
         result = await ctx.partner.upload_members(segment_id, operations)
         failure = result.failure
         if failure is not None and (
-            failure.status == 429
+            failure.throttled
             or isinstance(failure, PartnerUnavailable)
             or failure.code == "SEGMENT_NOT_READY"
-        ):
+        ):  # (a partner client reports its not-ready answer as SEGMENT_NOT_READY)
             delay = NOT_READY_DELAY_MS if failure.code == "SEGMENT_NOT_READY" else None
-            if failure.status == 429:
+            if failure.throttled:
                 delay = retry_delay_ms(failure)
             return BatchUpdateResponse(
                 status="RETRY",
@@ -104,9 +118,11 @@ class ReferenceConnector(ReferenceCore, BatchedAudienceFeedConnector[ReferenceCo
             )
         success = result.accepted
         refused.update(result.rejected.values())
+        if result.uncounted_rejections:
+            refused["INVALID_ENTRIES"] += result.uncounted_rejections
         if failure is not None:
             lead = (
-                "re-authentication is needed: the partner refused the refresh token"
+                self.reauthentication_message(failure)
                 if isinstance(failure, ReauthenticationNeeded)
                 else f"the partner refused the upload: {failure}"
             )

@@ -211,11 +211,9 @@ class ReferenceCore(AudienceFeedConnector[ReferenceContext]):
                 "USER_DEVICE_TECHNICAL_ID of MOBILE_ADVERTISING_ID) or USER_ACCOUNT"
             )
         config, credentials = await self.oauth_files()
-        if not credentials.refresh_token:
-            raise ConfigError(
-                f"configuration file {CREDENTIALS_FILE!r} has no refresh_token: add the partner "
-                "refresh token granted to the client for the feed's account"
-            )
+        problem = self.grant_problem(credentials)
+        if problem is not None:
+            raise ConfigError(problem)
         name = (props.find_string_property(SEGMENT_NAME) or "").strip() or segment.name
         partner_segment_id = (props.find_string_property(PARTNER_SEGMENT_ID) or "").strip()
         return ReferenceContext(
@@ -230,6 +228,15 @@ class ReferenceCore(AudienceFeedConnector[ReferenceContext]):
             partner=self.partner_client(config, credentials, credentials.refresh_token),
             grouping_key=f"{segment.id}_{base.feed.id}",
         )
+
+    def grant_problem(self, credentials: PartnerCredentials) -> str | None:
+        """Why ``credentials`` cannot reach the feed's account, or None."""
+        if not credentials.refresh_token:
+            return (
+                f"configuration file {CREDENTIALS_FILE!r} has no refresh_token: add the partner "
+                "refresh token granted to the client for the feed's account"
+            )
+        return None
 
     def eligible_identifiers(
         self, request: UserSegmentUpdateRequest, ctx: ReferenceContext
@@ -258,7 +265,7 @@ class ReferenceCore(AudienceFeedConnector[ReferenceContext]):
                     f"fix the property or clear it to create a new segment",
                     err,
                 )
-            owner = segment.get("account_id")
+            owner = self.segment_account(segment)
             if owner is not None and owner != ctx.partner_account_id:
                 return ExternalSegmentCreationResponse(
                     status="error",
@@ -315,7 +322,7 @@ class ReferenceCore(AudienceFeedConnector[ReferenceContext]):
                     status="external_segment_not_ready_yet",
                     message=f"partner segment {segment_id} is not ready yet ({err.code})",
                 )
-            if err.status == 429:
+            if err.throttled:
                 return ExternalSegmentConnectionResponse(
                     status="external_segment_not_ready_yet",
                     message="the partner is rate limiting: poll again later",
@@ -352,8 +359,17 @@ class ReferenceCore(AudienceFeedConnector[ReferenceContext]):
         return TroubleshootResponse(
             status="ok",
             message=f"partner segment {segment_id} ({segment.get('status')})",
-            data={"destination_audience": segment, "match_rate": segment.get("match_rate")},
+            data={"destination_audience": segment, "match_rate": self.match_rate(segment)},
         )
+
+    def segment_account(self, segment: dict[str, Any]) -> str | None:
+        """The partner account that holds ``segment`` as the partner showed it."""
+        owner = segment.get("account_id")
+        return owner if isinstance(owner, str) else None
+
+    def match_rate(self, segment: dict[str, Any]) -> Any:
+        """The segment's match rate as the partner showed it (None before processing)."""
+        return segment.get("match_rate")
 
     # ------------------------------------------------------------------ OAuth
 

@@ -66,6 +66,11 @@ class PartnerError(Exception):
         got = f"HTTP {status}" if status is not None else "no answer"
         super().__init__(f"partner {got} {code}: {message}")
 
+    @property
+    def throttled(self) -> bool:
+        """The partner's throttling signal (a 429 here; Meta's is an HTTP 400 code 80003)."""
+        return self.status == 429
+
 
 class ReauthenticationNeeded(PartnerError):  # noqa: N818 - the name says what to do
     """The partner refused the refresh token or code (400 ``invalid_grant``): log in again."""
@@ -110,11 +115,13 @@ class UploadResult:
     sent: int = 0
     rejected: dict[int, str] = field(default_factory=dict)
     failure: PartnerError | None = None
+    uncounted_rejections: int = 0
+    """Rejections the partner only counted, naming no item (Meta's ``num_invalid_entries``)."""
 
     @property
     def accepted(self) -> int:
         """Operations the partner accepted."""
-        return self.sent - len(self.rejected)
+        return self.sent - len(self.rejected) - self.uncounted_rejections
 
 
 class TokenSession:
@@ -137,7 +144,12 @@ class PartnerClient:
     """Async client of one partner endpoint for one OAuth client and (optionally) one grant.
 
     ``http`` is shared and not closed here; ``clock`` (seconds) times access-token expiry.
+    A client of another partner's API (``harness.reference.linkedin``) overrides the OAuth
+    paths, :meth:`_url`, :meth:`_headers`, :meth:`_refreshable` and :meth:`_api_error`.
     """
+
+    authorize_path = "/oauth/authorize"
+    token_path = "/oauth/token"
 
     def __init__(
         self,
@@ -172,7 +184,7 @@ class PartnerClient:
             **extra,
         }
         query = "&".join(f"{key}={quote(value, safe='')}" for key, value in params.items())
-        return f"{self.endpoint}/oauth/authorize?{query}"
+        return f"{self.endpoint}{self.authorize_path}?{query}"
 
     async def exchange_code(self, code: str, redirect_uri: str) -> TokenGrant:
         """``authorization_code`` grant: the code from the consent redirect -> tokens."""
@@ -342,6 +354,32 @@ class PartnerClient:
             return await self.refresh()
         return token
 
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        content: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """One API call with the session's access token, refreshed once and re-sent on a
+        401 that says it expired; a 2xx answer, else the :meth:`_api_error` raised."""
+        session = self._require_session()
+        url = self._url(path)
+        token = await self._access_token()
+        response = await self._send(method, url, token, json_body, content, params, headers)
+        if self._refreshable(response):
+            if session.access_token == token:
+                token = await self.refresh()
+            else:  # another call refreshed meanwhile
+                token = session.access_token or await self.refresh()
+            response = await self._send(method, url, token, json_body, content, params, headers)
+        if not 200 <= response.status_code < 300:
+            raise self._api_error(response)
+        return response
+
     async def _json_call(
         self,
         method: str,
@@ -350,19 +388,11 @@ class PartnerClient:
         json_body: Any = None,
         content: bytes | None = None,
         params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
-        session = self._require_session()
-        url = f"{self.endpoint}/{self.api_version}{path}"
-        token = await self._access_token()
-        response = await self._send(method, url, token, json_body, content, params)
-        if response.status_code == 401 and _error_code(response) in _REFRESHABLE_401:
-            if session.access_token == token:
-                token = await self.refresh()
-            else:  # another call refreshed meanwhile
-                token = session.access_token or await self.refresh()
-            response = await self._send(method, url, token, json_body, content, params)
-        if not 200 <= response.status_code < 300:
-            raise self._api_error(response)
+        response = await self._call(
+            method, path, json_body=json_body, content=content, params=params, headers=headers
+        )
         if not response.content:
             return None
         try:
@@ -372,6 +402,18 @@ class PartnerClient:
                 response.status_code, "NOT_JSON", f"{method} {path} answered a non-JSON body"
             ) from None
 
+    def _url(self, path: str) -> str:
+        """The URL of an API ``path`` (``/segments/...``): ``{endpoint}/v1/segments/...``."""
+        return f"{self.endpoint}/{self.api_version}{path}"
+
+    def _headers(self, token: str, method: str, url: str) -> dict[str, str]:
+        """The headers of an API call: the bearer token."""
+        return {"Authorization": f"Bearer {token}"}
+
+    def _refreshable(self, response: httpx.Response) -> bool:
+        """A 401 whose code says the access token is expired, revoked or unknown."""
+        return response.status_code == 401 and _error_code(response) in _REFRESHABLE_401
+
     async def _send(
         self,
         method: str,
@@ -380,8 +422,9 @@ class PartnerClient:
         json_body: Any,
         content: bytes | None,
         params: Mapping[str, str] | None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {**self._headers(token, method, url), **(extra_headers or {})}
         if content is not None:
             headers["Content-Type"] = "application/json"
         try:
@@ -401,14 +444,15 @@ class PartnerClient:
             "client_id": self.oauth.client_id,
             "client_secret": self.oauth.client_secret,
         }
-        url = f"{self.endpoint}/oauth/token"
+        where = f"POST {self.token_path}"
+        url = f"{self.endpoint}{self.token_path}"
         try:
             response = await self._http.post(url, data=data)
         except httpx.TimeoutException:
-            raise PartnerUnavailable(None, "TIMEOUT", "POST /oauth/token timed out") from None
+            raise PartnerUnavailable(None, "TIMEOUT", f"{where} timed out") from None
         except httpx.TransportError as err:
             raise PartnerUnavailable(
-                None, "CONNECTION_FAILED", f"POST /oauth/token: {type(err).__name__}"
+                None, "CONNECTION_FAILED", f"{where}: {type(err).__name__}"
             ) from None
         if response.status_code == 200:
             try:
@@ -420,18 +464,18 @@ class PartnerClient:
                 )
             except (ValueError, KeyError, TypeError):
                 raise PartnerError(
-                    200, "UNEXPECTED_ANSWER", "the /oauth/token answer has no access_token"
+                    200, "UNEXPECTED_ANSWER", f"the {self.token_path} answer has no access_token"
                 ) from None
         oauth_error = _oauth_error(response)
         if response.status_code >= 500:
             raise PartnerUnavailable(
-                response.status_code, oauth_error or "SERVER_ERROR", "POST /oauth/token failed"
+                response.status_code, oauth_error or "SERVER_ERROR", f"{where} failed"
             )
         if response.status_code == 429:
             raise PartnerError(
                 429,
                 oauth_error or "RATE_LIMITED",
-                "POST /oauth/token was rate limited",
+                f"{where} was rate limited",
                 retry_after=_retry_after(response),
             )
         if oauth_error == "invalid_grant":
@@ -451,7 +495,7 @@ class PartnerClient:
         raise PartnerError(
             response.status_code,
             oauth_error or "OAUTH_ERROR",
-            f"POST /oauth/token for the {what} failed",
+            f"{where} for the {what} failed",
         )
 
     def _api_error(self, response: httpx.Response) -> PartnerError:
@@ -489,10 +533,13 @@ def _seg(value: str) -> str:
 
 
 def _chunks(
-    encoded: Sequence[bytes], max_operations: int, max_bytes: int = MAX_BODY_BYTES
+    encoded: Sequence[bytes],
+    max_operations: int,
+    max_bytes: int = MAX_BODY_BYTES,
+    overhead: int = len(_BODY_HEAD) + len(_BODY_TAIL),
 ) -> Iterator[tuple[int, int]]:
-    """``(start, stop)`` ranges of at most ``max_operations`` within ``max_bytes``."""
-    overhead = len(_BODY_HEAD) + len(_BODY_TAIL)
+    """``(start, stop)`` ranges of at most ``max_operations`` within ``max_bytes``, each
+    range's items joined by commas inside ``overhead`` bytes of envelope."""
     start = 0
     size = overhead
     for index, item in enumerate(encoded):

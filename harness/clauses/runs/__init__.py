@@ -38,18 +38,21 @@ def execute_run(
     *,
     seed: int,
     scenario: str | Scenario | None = None,
+    partner: str | None = None,
 ) -> RunRecord:
     """Drive a fresh platform through ``spec`` and keep what it recorded.
 
     ``scenario`` (the user's ``--scenario``) replaces the run's own scenario only for
     runs that have none of their own (the preset runs keep their preset). A connector
     that stops answering ends the run early (``record.aborted``); a connector that
-    cannot be started raises ``harness.drivers.ConnectorStartError``.
+    cannot be started raises ``harness.drivers.ConnectorStartError``. ``partner`` is the
+    dialect the fake partner speaks (default: the scenario's, else ``generic``).
     """
     platform = Platform(
         **target.platform_kwargs(),
         scenario=spec.scenario if spec.scenario is not None else scenario,
         settings=SimulatorSettings(**dict(spec.settings)),
+        partner=partner,
     )
     record = RunRecord(
         spec.name,
