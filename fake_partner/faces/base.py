@@ -272,6 +272,11 @@ class Face:
     """Scenario knobs this partner sets differently unless the scenario sets them."""
 
     handlers: Mapping[str, Handler] = {}
+    lists_accounts = True
+    read_shows_not_ready = True
+    """Whether reading a segment while it provisions says so (the generic 404
+    ``SEGMENT_NOT_READY``); LinkedIn's read answers ``PROCESSING`` before and after."""
+    """Whether a token can list the accounts it reaches (the generic ``GET /v1/accounts``)."""
 
     def match(self, request: PartnerRequest) -> FaceRoute:
         """The route; raises :class:`PartnerError` (rendered, recorded) when none fits."""
@@ -326,4 +331,10 @@ class Face:
 
     def info(self) -> dict[str, Any]:
         """What a connector needs to reach this face: dialect, API version, base path."""
-        return {"dialect": self.name, "api_version": self.api_version, "base_path": self.base_path}
+        return {
+            "dialect": self.name,
+            "api_version": self.api_version,
+            "base_path": self.base_path,
+            "lists_accounts": self.lists_accounts,
+            "read_shows_not_ready": self.read_shows_not_ready,
+        }

@@ -393,6 +393,9 @@ def _loose_operations(data: Any) -> list[OperationInput]:
 class LinkedInFace(Face):
     """LinkedIn Marketing API: DMP segments and their users (``docs/partner-dialects.md``)."""
 
+    lists_accounts = False
+    read_shows_not_ready = False
+
     name = "linkedin"
     api_version = DEFAULT_VERSION
     base_path = "/rest"

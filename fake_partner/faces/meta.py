@@ -405,6 +405,8 @@ def _shape(parts: list[str]) -> tuple[str, dict[str, str]] | None:
 class MetaFace(Face):
     """Meta Marketing API: Custom Audiences and their users (``docs/partner-dialects.md``)."""
 
+    lists_accounts = False
+
     name = "meta"
     api_version = DEFAULT_VERSION
     base_path = f"/{DEFAULT_VERSION}"

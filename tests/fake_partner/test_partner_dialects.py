@@ -28,7 +28,26 @@ from fake_partner.ledger import SIGNALS
 def test_generic_is_the_default_and_reports_itself() -> None:
     partner = Partner()
     assert partner.dialect == "generic"
-    assert partner.dialect_info() == {"dialect": "generic", "api_version": "v1", "base_path": "/v1"}
+    assert partner.dialect_info() == {
+        "dialect": "generic",
+        "api_version": "v1",
+        "base_path": "/v1",
+        "lists_accounts": True,
+        "read_shows_not_ready": True,
+    }
+
+
+def test_each_face_says_what_a_connector_can_observe() -> None:
+    """What the checks read to judge a dialect fairly: whether a token can list its
+    accounts, whether a segment read says it is still provisioning."""
+    linkedin, meta = Partner(dialect="linkedin"), Partner(dialect="meta")
+    assert (linkedin.dialect_info()["lists_accounts"], meta.dialect_info()["lists_accounts"]) == (
+        False,
+        False,
+    )
+    assert linkedin.dialect_info()["read_shows_not_ready"] is False
+    assert linkedin.core_segment_id(linkedin.external_segment_id("seg-000042")) == "seg-000042"
+    assert meta.external_segment_id("seg-000042") == "23850000000000042"
 
 
 def test_the_argument_overrides_the_scenario_key() -> None:

@@ -49,8 +49,11 @@ def _login_url_problem(run: RunView, notes: AuthNotes, url: str | None, what: st
     target = urlsplit(url)
     if (target.scheme, target.netloc) != (partner.scheme, partner.netloc):
         return f"{what}: login_url {url[:120]!r} is not at the partner {partner.geturl()}"
-    if target.path.rstrip("/") != partner.path.rstrip("/") + "/oauth/authorize":
-        return f"{what}: login_url path {target.path!r} is not the partner's /oauth/authorize"
+    authorize = str(
+        run.record.partner.dialect_info().get("oauth_authorize_path", "/oauth/authorize")
+    )
+    if target.path.rstrip("/") != partner.path.rstrip("/") + authorize:
+        return f"{what}: login_url path {target.path!r} is not the partner's {authorize}"
     if not parse_qs(target.query).get("state", [""])[0]:
         return f"{what}: login_url {url[:120]!r} carries no state"
     return None

@@ -360,7 +360,9 @@ def check_connect_not_ready(evidence: Evidence) -> Verdict:
         findings.add(
             LIFECYCLE, f"no connection was tried: {missing(lifecycle, 'connection_probe')}"
         )
-    elif probe.partner_status_before == probe.partner_status_after == "PROVISIONING":
+    elif probe.partner_status_before == probe.partner_status_after == "PROVISIONING" and (
+        lifecycle.partner.dialect_info().get("read_shows_not_ready", True)
+    ):  # the connector can tell (a LinkedIn read answers PROCESSING before and after)
         checked += 1
         answer = probe.answer
         if (answer.http_status, answer.status) != (502, "external_segment_not_ready_yet"):

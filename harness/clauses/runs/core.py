@@ -78,10 +78,11 @@ def _property(record: RunRecord, feed: Feed) -> str | None:
 
 
 def _partner_status(record: RunRecord, segment_id: str | None) -> str | None:
+    """The core status of the segment a connector's id names (any dialect)."""
     if not segment_id:
         return None
     try:
-        status = record.partner.segment(segment_id).get("status")
+        status = record.partner.segment(record.partner.core_segment_id(segment_id)).get("status")
     except PartnerUsageError:
         return None
     return status if isinstance(status, str) else None
@@ -114,9 +115,10 @@ def _pre_create_segment(record: RunRecord, name: str) -> str:
 def _hold_provisioning(record: RunRecord, segment_id: str | None) -> bool:
     """Make the partner answer the segment's next call 404 ``SEGMENT_NOT_READY`` (a transient
     fault, as a partner re-provisioning would): the connector asks for a delay and a retry."""
-    if not segment_id or segment_id not in record.partner.segment_ids():
+    core = record.partner.core_segment_id(segment_id) if segment_id else None
+    if not core or core not in record.partner.segment_ids():
         return False
-    return record.partner.hold_provisioning(segment_id)
+    return record.partner.hold_provisioning(core)
 
 
 def _troubleshoot(record: RunRecord, feed: Feed) -> TroubleshootNote:
@@ -128,7 +130,8 @@ def _troubleshoot(record: RunRecord, feed: Feed) -> TroubleshootNote:
         answer = feed.troubleshoot("FETCH_DESTINATION_AUDIENCE")
         segment_id = _property(record, feed)
         try:
-            snapshot = record.partner.segment(segment_id) if segment_id else None
+            core = record.partner.core_segment_id(segment_id) if segment_id else None
+            snapshot = record.partner.segment(core) if core else None
         except PartnerUsageError:
             snapshot = None
         attempts.append(Answered.of(answer))
@@ -176,7 +179,9 @@ def lifecycle(record: RunRecord, seed: int) -> None:
         conflict = platform.new_feed(partner_account_id=_ACCOUNT, segment_name=conflict_name)
         record.feeds["conflict"] = conflict
         notes.conflict_feed = conflict.feed_id
-        notes.conflict = ConflictNote(existing, _create(record, conflict))
+        # as the connector's partner shows it (a LinkedIn id, not the core's)
+        shown = record.partner.external_segment_id(existing)
+        notes.conflict = ConflictNote(shown, _create(record, conflict))
 
     if not (notes.creation.step.ok or notes.creation_retry.step.ok):
         record.aborted = f"creation of feed {main.feed_id} failed: {main.failure}"
