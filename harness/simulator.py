@@ -48,6 +48,8 @@ __all__ = [
 
 FeedState = Literal["NEW", "PUBLISHED", "ACTIVE", "FAILED"]
 BATCH_ENDPOINT = "/v1/user_segment_update"
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+"""Compact JSON, one encoder made once (``json.dumps`` with ``separators`` makes one per call)."""
 _CONNECTION_FAILURES = frozenset({"timeout", "connection", "crash"})
 LOAD_GC_THRESHOLDS = (10_000, 20, 100)
 """Collector thresholds during a load (default ``(700, 10, 10)``): a load allocates
@@ -395,7 +397,7 @@ class Feed:
             "ts": int(self.clock.now() * 1000),
             "operation": operation,
         }
-        payload = json.dumps(body, separators=(",", ":")).encode()
+        payload = _ENCODE(body).encode()
         while True:
             record.attempts += 1
             answer = self._call("POST", "/v1/user_segment_update", payload)
@@ -489,7 +491,7 @@ class Feed:
         as_json = settings.batch_content_as_json and not raw
         body = {
             "batch_content": [
-                json.dumps(item.content, separators=(",", ":"))
+                _ENCODE(item.content)
                 if as_json and not isinstance(item.content, str)
                 else item.content
                 for item in items
@@ -504,7 +506,7 @@ class Feed:
                 "grouping_key": grouping_key,
             },
         }
-        payload = json.dumps(body, separators=(",", ":")).encode()
+        payload = _ENCODE(body).encode()
         max_attempts = settings.max_batch_attempts if retry else 1
         for attempt in range(1, max_attempts + 1):
             at = self.clock.now()
