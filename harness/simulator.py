@@ -11,7 +11,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -83,6 +83,13 @@ def load_gc() -> Iterator[None]:
             if _gc_depth == 0:
                 gc.set_threshold(*_gc_saved)
                 gc.unfreeze()
+
+
+def _series(driver: ConnectorDriver) -> AbstractContextManager[None]:
+    """The driver's ``series()`` when it has one (in-process: one hang backstop for the
+    calls of a load instead of one per call), else nothing."""
+    series = getattr(driver, "series", None)
+    return series() if callable(series) else nullcontext()
 
 
 class SimulatorSettings(BaseModel):
@@ -377,7 +384,7 @@ class Feed:
             )
         if operation not in ("UPSERT", "DELETE"):
             raise ValueError(f"operation={operation!r}: use 'UPSERT' or 'DELETE'")
-        with load_gc():
+        with load_gc(), _series(self.driver):
             return [self._send_one(user, operation) for user in users]
 
     def _send_one(self, user: SimUser, operation: Operation) -> UpdateRecord:
@@ -452,7 +459,7 @@ class Feed:
     def flush(self) -> list[BatchRecord]:
         """Send every queued item (end of a step), one batch per grouping key and size."""
         sent: list[BatchRecord] = []
-        with load_gc():
+        with load_gc(), _series(self.driver):
             for grouping_key in list(self._queues):
                 while self._queues.get(grouping_key):
                     sent.append(self._flush_queue(grouping_key))
