@@ -14,9 +14,11 @@ The verdict and the report do not depend on ``-j``: the seeds are judged in thei
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
 import re
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,13 +209,17 @@ class Sweep:
             if run.error is not None:
                 out.append(f"seed {run.seed}: {run.error}")
         flaky = sum(self.flaky(c) for c in failing)
+        judged = sum(run.report is not None for run in self.runs)
+        if failing:
+            verdict = f"{len(failing)} clause(s) failed on some seed ({flaky} flaky)"
+        elif not judged:
+            verdict = "no seed could be verified"
+        elif judged < len(self.runs):
+            verdict = f"no clause failed on the {judged} seed(s) verified"
+        else:
+            verdict = "every clause passed on every seed"
         out.append(
-            f"seed sweep: {len(self.runs)} of {len(self.seeds)} seed(s), -j {self.jobs}: "
-            + (
-                f"{len(failing)} clause(s) failed on some seed ({flaky} flaky)"
-                if failing
-                else "every clause passed on every seed"
-            )
+            f"seed sweep: {len(self.runs)} of {len(self.seeds)} seed(s), -j {self.jobs}: {verdict}"
         )
         return out
 
@@ -239,6 +245,8 @@ def _run_seed(job: _Job) -> SeedRun:
     from harness.engine import ConnectorLostError, VerificationInterrupted, verify
     from harness.errors import ConnectorUnreachableError
 
+    if _stopping:
+        return SeedRun(job.seed, None, 128 + _stopping[0], "not run: the sweep was stopped")
     try:
         report = verify(
             job.target,
@@ -260,14 +268,55 @@ def _run_seed(job: _Job) -> SeedRun:
     return SeedRun(job.seed, report, 1 if failed else 0)
 
 
-def _quiet_worker() -> None:
+_WORKER_STOP_SECONDS = 20.0
+"""Real seconds stopped workers get to stop their connectors before they are killed."""
+
+
+def _stop_workers(
+    pool: concurrent.futures.ProcessPoolExecutor,
+    futures: Sequence[concurrent.futures.Future[SeedRun]],
+) -> None:
+    """Cancel the seeds not started and interrupt the running ones: SIGINT, so each
+    worker's verification stops its connector (process group) as Ctrl-C does; a worker
+    still there after ``_WORKER_STOP_SECONDS`` is killed."""
+    for future in futures:
+        future.cancel()
+    children = multiprocessing.active_children()
+    for child in children:
+        if child.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGINT)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for child in children:
+        child.join(_WORKER_STOP_SECONDS)
+        if child.is_alive():
+            child.kill()
+
+
+_stopping: list[int] = []
+"""In a worker: the stop signal received, if any (later seeds are then not started)."""
+
+
+def _worker_init() -> None:
     """A worker keeps an in-process connector's log lines off the terminal, as the
-    ``verify`` command does (unless logging is configured there)."""
+    ``verify`` command does (unless logging is configured there), and stops on SIGINT or
+    SIGTERM as the command does: the verification under way stops its connector and is
+    judged, and the seeds queued to this worker are not started."""
     import logging
+
+    from harness.engine import StopSignal
 
     root = logging.getLogger()
     if not root.handlers:
         root.addHandler(logging.NullHandler())
+
+    def stop(signum: int, frame: object) -> None:
+        if not _stopping:
+            _stopping.append(signum)
+            raise StopSignal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
 
 
 def _check_request(clauses: Sequence[str] | None, scenario: str | None, profile: str) -> None:
@@ -343,15 +392,14 @@ def sweep(
     else:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter per worker
         with concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_quiet_worker
+            workers, mp_context=context, initializer=_worker_init
         ) as pool:
             futures = [pool.submit(_run_seed, job) for job in jobs_list]
             try:
                 for future in concurrent.futures.as_completed(futures):
                     finished(future.result())
-            except BaseException:
-                for future in futures:
-                    future.cancel()
+            except BaseException:  # a stop signal (or a worker lost): stop the workers too
+                _stop_workers(pool, futures)
                 raise
     result.runs = [done[seed] for seed in seeds if seed in done]
     return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -230,3 +231,45 @@ def test_a_flaky_sweep_exits_1_and_its_json_names_the_seeds(
         {"id": "BATCH-ACCOUNTING", "failed_on": [1], "judged_on": [0, 1], "flaky": True}
     ]
     assert [run["exit_code"] for run in document["seeds"]["runs"]] == [0, 1]
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_a_stop_signal_stops_a_parallel_sweep_and_its_workers(tmp_path: Path) -> None:
+    """SIGTERM to ``verify --seeds -j 2``: the workers are stopped too (their queued seeds
+    are not started) and the command exits 128+15 without waiting for the seeds."""
+    command = [
+        sys.executable,
+        "-m",
+        "harness",
+        "verify",
+        "--seeds",
+        "0..5",
+        "-j",
+        "2",
+        "--clauses",
+        "BATCH-*",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    workers: list[str] = []
+    while process.poll() is None and len(workers) < 2:  # until both workers exist
+        pids = children.read_text().split() if children.exists() else []
+        workers = [pid for pid in pids if b"spawn_main" in _cmdline(pid)]  # not the tracker
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted" in err
+    assert "(6/6) done" not in err  # the seeds queued to the workers were not all run
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
+            f"/proc/{pid}/status"
+        ).read_text(errors="replace")
