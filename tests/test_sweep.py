@@ -189,6 +189,10 @@ def test_sweep_counts_failing_seeds_per_clause() -> None:
     assert lines[1] == "B  flaky: fails on seeds 0 (1/3)"
     assert lines[2] == "seed 3: the connector could not be started or reached: boom"
     assert lines[3] == "seed sweep: 4 of 4 seed(s), -j 2: 2 clause(s) failed on some seed (1 flaky)"
+    unreachable = Sweep([0], 1, [SeedRun(0, None, 3, "the connector could not be started")])
+    assert unreachable.exit_code == 3
+    assert unreachable.representative() is None
+    assert unreachable.lines()[-1] == "seed sweep: 1 of 1 seed(s), -j 1: no seed could be verified"
 
 
 def test_the_reference_connector_passes_a_parallel_sweep_through_the_cli(
