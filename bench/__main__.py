@@ -30,9 +30,10 @@ FIGURES = (
     "verify-cmd",
     "keepalive",
     "big-bodies",
+    "sweep",
     "big-verify",
 )
-DEFAULT = FIGURES[:-1]  # big-verify takes minutes (see docs/performance.md): --only big-verify
+DEFAULT = FIGURES[:-2]  # sweep and big-verify take minutes (docs/performance.md): --only them
 
 
 # --- child side ---------------------------------------------------------------------------------
@@ -194,6 +195,35 @@ def run_verify_cmd(quick: bool, rounds: int) -> None:
     )
 
 
+def run_sweep(quick: bool, rounds: int) -> None:
+    """``verify --seeds`` serially (-j 1) and in parallel (-j <cores>), interleaved."""
+    seeds = "0..1" if quick else "0..3"
+    jobs = str(os.cpu_count() or 1)
+    base = ["feed-harness", "verify", "--seeds", seeds, "--profile", "ci"]
+    if quick:
+        base += ["--clauses", "BATCH-*"]
+    serial, parallel = [], []
+    for _ in range(rounds):
+        serial.append(figures.run_command([*base, "-j", "1"]))
+        parallel.append(figures.run_command([*base, "-j", jobs]))
+    one = statistics.median(d["wall"] for d in serial)
+    many = statistics.median(d["wall"] for d in parallel)
+    data = {
+        "seeds": seeds,
+        "jobs": int(jobs),
+        "serial_wall_s": round(one, 1),
+        "parallel_wall_s": round(many, 1),
+        "exit_codes": sorted({d["code"] for d in serial + parallel}),
+        "rounds": rounds,
+    }
+    _line(
+        "sweep",
+        f"verify --seeds {seeds}: -j {jobs} takes {many / one:.2f}x the wall time of -j 1 "
+        f"({many:.1f} s vs {one:.1f} s)",
+        data,
+    )
+
+
 def run_keepalive(quick: bool) -> None:
     data = _spawn("keepalive", quick, None)
     if "error" in data:
@@ -272,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         "verify-cmd": lambda: run_verify_cmd(args.quick, rounds),
         "keepalive": lambda: run_keepalive(args.quick),
         "big-bodies": lambda: run_big_bodies(args.quick, args.size),
+        "sweep": lambda: run_sweep(args.quick, rounds),
         "big-verify": lambda: run_big_verify(args.quick),
     }
     for name in chosen:

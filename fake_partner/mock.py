@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -30,10 +31,27 @@ def _origin(base_url: str) -> str:
     return f"{url.scheme}://{url.host}{port}/"
 
 
+def side_effect(handle: Callable[[httpx.Request], httpx.Response]) -> Callable[..., httpx.Response]:
+    """``handle`` as a respx side effect: a plain function of the request, as respx's guide
+    describes them, with its signature computed once.
+
+    respx reads a callable side effect's signature on every request
+    (``inspect.getfullargspec``, to learn whether it takes a ``route`` argument); a bound
+    method costs two signature computations each time. ``inspect`` returns a function's
+    ``__signature__`` as it is, so the per-request look-up becomes an attribute read.
+    """
+
+    def effect(request: httpx.Request) -> httpx.Response:
+        return handle(request)
+
+    effect.__signature__ = inspect.signature(effect)  # type: ignore[attr-defined]
+    return effect
+
+
 def mount(partner: Partner, router: respx.Router, base_url: str) -> respx.Route:
     """Add a route to ``router`` sending every request for ``base_url`` to ``partner``."""
     route: respx.Route = router.route(url__startswith=_origin(base_url))
-    route.side_effect = partner.handle
+    route.side_effect = side_effect(partner.handle)
     return route
 
 

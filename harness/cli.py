@@ -58,6 +58,13 @@ connector (at most one; default: the built-in reference connector, in-process):
                             values the connector got. `feed-harness serve` prints such
                             values; stop it before verifying (verify needs the port).
 
+seed sweep:
+  --seeds 0..49 | 0,3,7 | 5 a whole verification per seed; prints per clause the seeds it
+                            failed on ("flaky" when some seeds only) and writes the first
+                            failing seed's verification (--json adds a "seeds" section)
+  -j N, --jobs N            seeds at once in worker processes (default: the cores); each
+                            --cmd worker starts its own connector; --url sweeps run serially
+
 exit codes: 0 every clause passed, 1 a clause failed, 2 usage or scenario error,
 3 the connector could not be started or reached (or was lost on the way: the runs that
 ended before are still reported), 128+N stopped by signal N (SIGINT 130, SIGTERM 143:
@@ -109,6 +116,8 @@ def _verify(args: argparse.Namespace) -> int:
         target = make_target(
             args.connector, cmd=args.cmd, url=args.url, gateway_port=args.gateway_port
         )
+        if args.seeds is not None:
+            return _sweep(args, target, clauses, outputs)
         with _progress_line(sys.stderr) as progress, _stop_signals():
             report = verify(
                 target,
@@ -144,6 +153,58 @@ def _verify(args: argparse.Namespace) -> int:
         return 128 + int(getattr(exc, "signum", signal.SIGINT))
     code = EXIT_FAILED if report.failed or (args.strict and report.warned) else EXIT_OK
     return _finish(report, outputs, code, verbose=args.verbose)
+
+
+def _sweep(
+    args: argparse.Namespace,
+    target: Any,
+    clauses: list[str] | None,
+    outputs: Sequence[tuple[str, str, Writer]],
+) -> int:
+    """``verify --seeds``: a verification per seed (``-j`` at a time), the representative
+    report's table and files, then a line per clause that failed on some seed."""
+    from harness.drivers import DEFAULT_DEADLINE
+    from harness.report import write_json
+    from harness.sweep import default_jobs, parse_seeds, sweep
+
+    seeds = parse_seeds(args.seeds)
+    jobs = args.jobs if args.jobs is not None else (1 if args.url else default_jobs())
+    with _progress_line(sys.stderr) as progress, _stop_signals():
+        result = sweep(
+            target,
+            seeds,
+            jobs=jobs,
+            clauses=clauses,
+            scenario=args.scenario,
+            profile=args.profile,
+            call_timeout=args.call_timeout,
+            deadline=args.deadline if args.deadline is not None else DEFAULT_DEADLINE,
+            strict=args.strict,
+            progress=progress,
+        )
+    report = result.representative()
+    code = result.exit_code
+    if report is None:
+        for line in result.lines():
+            print(line, file=sys.stderr)
+        return code
+
+    def with_seeds(report: Report, path: str) -> None:
+        import json
+
+        write_json(report, path)
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        document["seeds"] = result.to_json()
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        Path(path).write_text(text, encoding="utf-8")
+
+    files = [(o, p, with_seeds if o == "--json" else w) for o, p, w in outputs]
+    print(f"seed {report.seed} (the first seed with a failed clause, else the first seed):")
+    code = _finish(report, files, code, verbose=args.verbose)
+    print()
+    for line in result.lines():
+        print(line)
+    return code
 
 
 def _finish(
@@ -504,6 +565,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _jobs(text: str) -> int:
+    """An argparse type: a number of worker processes, at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers: use 1 or more")
+    return int(text)
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -613,8 +681,23 @@ def _add_verify(sub: Any) -> None:
     verify.add_argument(
         "--clauses", metavar="IDS", help="comma-separated clause ids or patterns (BATCH-*)"
     )
-    verify.add_argument(
+    seeding = verify.add_mutually_exclusive_group()
+    seeding.add_argument(
         "--seed", type=int, default=0, metavar="N", help="seed of users and choices (default 0)"
+    )
+    seeding.add_argument(
+        "--seeds",
+        metavar="SEEDS",
+        help="a seed sweep: a whole verification per seed (0..49, 0,3,7 or 5); reports per "
+        "clause the seeds it failed on, 'flaky' when it fails on some seeds only",
+    )
+    verify.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        metavar="N",
+        help="with --seeds: seeds verified at once, in worker processes (default: the number "
+        "of cores; each --cmd worker starts its own connector; --url sweeps run serially)",
     )
     verify.add_argument(
         "--profile",

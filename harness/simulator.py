@@ -11,7 +11,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -48,6 +48,8 @@ __all__ = [
 
 FeedState = Literal["NEW", "PUBLISHED", "ACTIVE", "FAILED"]
 BATCH_ENDPOINT = "/v1/user_segment_update"
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+"""Compact JSON, one encoder made once (``json.dumps`` with ``separators`` makes one per call)."""
 _CONNECTION_FAILURES = frozenset({"timeout", "connection", "crash"})
 LOAD_GC_THRESHOLDS = (10_000, 20, 100)
 """Collector thresholds during a load (default ``(700, 10, 10)``): a load allocates
@@ -81,6 +83,13 @@ def load_gc() -> Iterator[None]:
             if _gc_depth == 0:
                 gc.set_threshold(*_gc_saved)
                 gc.unfreeze()
+
+
+def _series(driver: ConnectorDriver) -> AbstractContextManager[None]:
+    """The driver's ``series()`` when it has one (in-process: one hang backstop for the
+    calls of a load instead of one per call), else nothing."""
+    series = getattr(driver, "series", None)
+    return series() if callable(series) else nullcontext()
 
 
 class SimulatorSettings(BaseModel):
@@ -375,7 +384,7 @@ class Feed:
             )
         if operation not in ("UPSERT", "DELETE"):
             raise ValueError(f"operation={operation!r}: use 'UPSERT' or 'DELETE'")
-        with load_gc():
+        with load_gc(), _series(self.driver):
             return [self._send_one(user, operation) for user in users]
 
     def _send_one(self, user: SimUser, operation: Operation) -> UpdateRecord:
@@ -395,7 +404,7 @@ class Feed:
             "ts": int(self.clock.now() * 1000),
             "operation": operation,
         }
-        payload = json.dumps(body, separators=(",", ":")).encode()
+        payload = _ENCODE(body).encode()
         while True:
             record.attempts += 1
             answer = self._call("POST", "/v1/user_segment_update", payload)
@@ -450,7 +459,7 @@ class Feed:
     def flush(self) -> list[BatchRecord]:
         """Send every queued item (end of a step), one batch per grouping key and size."""
         sent: list[BatchRecord] = []
-        with load_gc():
+        with load_gc(), _series(self.driver):
             for grouping_key in list(self._queues):
                 while self._queues.get(grouping_key):
                     sent.append(self._flush_queue(grouping_key))
@@ -489,7 +498,7 @@ class Feed:
         as_json = settings.batch_content_as_json and not raw
         body = {
             "batch_content": [
-                json.dumps(item.content, separators=(",", ":"))
+                _ENCODE(item.content)
                 if as_json and not isinstance(item.content, str)
                 else item.content
                 for item in items
@@ -504,7 +513,7 @@ class Feed:
                 "grouping_key": grouping_key,
             },
         }
-        payload = json.dumps(body, separators=(",", ":")).encode()
+        payload = _ENCODE(body).encode()
         max_attempts = settings.max_batch_attempts if retry else 1
         for attempt in range(1, max_attempts + 1):
             at = self.clock.now()

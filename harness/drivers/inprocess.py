@@ -6,6 +6,7 @@ Where the loop runs and how a call on it is bounded is ``harness.drivers.runners
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any, Literal
 
@@ -188,6 +189,15 @@ class InProcessDriver(_RecordingDriver):
                 return _answer(exchange, None, (), b"", "crash", error, elapsed)
             return _answer(exchange, status, headers, content, "crash", error, elapsed)
         return _answer(exchange, status, headers, content, None, "", elapsed, total=total)
+
+    def series(self) -> contextlib.AbstractContextManager[None]:
+        """Calls made inside share one hang backstop (same-thread mode: the ``SIGALRM``
+        handler installed once, the timer set only when needed) instead of arming it per
+        call; elsewhere, and before ``start()``, calls are bounded one by one as always."""
+        runner = self._runner
+        if isinstance(runner, SameThreadLoop):
+            return runner.series()
+        return contextlib.nullcontext()
 
     def _restart(self, runner: Runner) -> str:
         """After the loop was replaced: the lifespan again on the new one, or dead."""

@@ -34,6 +34,7 @@ from contracts.gateway import (
     UserAgentIdentifierRealmSelection,
     find_string_property,
 )
+from fake_partner.mock import side_effect
 from harness.gateway.bodies import (
     GatewayHttpError,
     credentials_from_body,
@@ -269,7 +270,7 @@ class Gateway:
         pattern: dict[str, Any] = {"scheme": url.scheme, "host": url.host}
         if url.port is not None:
             pattern["port"] = url.port
-        return router.route(**pattern).mock(side_effect=self.handle)
+        return router.route(**pattern).mock(side_effect=side_effect(self.handle))
 
     @contextmanager
     def mock(self, base_url: str = DEFAULT_GATEWAY_URL) -> Iterator[respx.MockRouter]:

