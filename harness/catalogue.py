@@ -75,9 +75,8 @@ EXAMPLES: dict[str, Example] = {
         "SpareSegment",
     ),
     "CREATE-IDEMPOTENT": Example(
-        "2 violations: [lifecycle] creation repeated created 1 more partner segment(s) "
-        "(seg-000002): expected 0; [lifecycle] creation repeated changed partner_segment_id "
-        "from 'seg-000001' to 'seg-000002'",
+        "3 violations: [lifecycle] creation repeated for feed 7001 (2 calls) made 2 partner "
+        "segments (seg-000001, seg-000002): expected exactly one, reused; …",
         "NewSegmentOnRetry",
     ),
     "CREATE-PERSISTS-ID": Example(
@@ -120,7 +119,7 @@ EXAMPLES: dict[str, Example] = {
     ),
     "UPDATE-STATS": Example(
         "13648 violations: [lifecycle] stats identifier someone-else is none of the request "
-        "user's 21 identifier values; …",
+        "user's 12 identifier values; …",
         "ForeignStats",
     ),
     "BATCH-ACCOUNTING": Example(
@@ -157,8 +156,8 @@ EXAMPLES: dict[str, Example] = {
         "DuplicatesItems",
     ),
     "DELETE-ABSENT": Example(
-        "1 violation: [lifecycle] the batch of 10 absent DELETEs reported 10 errors, the "
-        "partner rejected 0: removing an absent member is not an error",
+        "17 violations: [lifecycle] feed main: the batch of 10 absent DELETEs reported 10 errors "
+        "(OK), the partner rejected 0: removing an absent member is not an error; …",
         "ErrorOnAbsentDelete",
     ),
     "TOKEN-REFRESH": Example(

@@ -974,9 +974,12 @@ class _ImpatientClient(PartnerClient):
         json_body: Any,
         content: bytes | None,
         params: Mapping[str, str] | None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> Any:
         for _ in range(self.resends):
-            response = await super()._send(method, url, token, json_body, content, params)
+            response = await super()._send(
+                method, url, token, json_body, content, params, extra_headers
+            )
             if response.status_code != 429:
                 break
         return response

@@ -2,11 +2,12 @@
 
 What a seed changes is the users (their identifiers, hence the operations and what each
 batch holds), not the runs. The fault keys on that content: a final ``OK`` answer to a
-batch of fewer than :data:`SMALL` items holding an identifier value that ends in ``00``
-reports one error too many (BATCH-ACCOUNTING: the counts no longer add up to the
-batch). Measured: seed 0's small batches hold no such value (every clause passes), seeds 1,
-2 and 3's do (BATCH-ACCOUNTING fails); ``tests/test_sweep.py`` sweeps seeds 0..1 and sees
-it flagged flaky.
+batch of fewer than :data:`SMALL` items holding an identifier value that ends in
+:data:`RARE` reports one error too many (BATCH-ACCOUNTING: the counts no longer add up to
+the batch). Measured under ``--profile ci`` (the sweep's): seed 0's small batches hold no
+such value (every clause passes), seeds 1, 2 and 3's do (BATCH-ACCOUNTING fails);
+``tests/test_sweep.py`` sweeps seeds 0..1 and sees it flagged flaky. A change of the runs
+(their users, their batches) can move this: measure again, pick another suffix.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contracts.plugin_api import BatchUpdateRequest, BatchUpdateResponse
 from harness.reference import ReferenceConnector, ReferenceContext
 
 SMALL = 100
+RARE = "83"
 """Batches this large or larger are left alone (the oversized run's and the initial
 load's big batches hold such values on every seed)."""
 
@@ -45,7 +47,7 @@ class MiscountsOnSomeSeeds(ReferenceConnector):
         response = await super().on_batch_update(request, ctx)
         content = request.batch_content
         rare = len(content) < SMALL and any(
-            value.endswith("00") for item in content for value in _values(item)
+            value.endswith(RARE) for item in content for value in _values(item)
         )
         if response.status != "OK" or not rare or response.sent_items_in_error:
             return response

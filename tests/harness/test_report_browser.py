@@ -15,14 +15,14 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from harness.clauses.evidence import RunRecord
 from harness.excerpts import trace_excerpt
+from harness.platform import Platform
 from harness.report import ClauseResult, Report, render_html, sequence_events
-from harness.trace import Trace
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 REQUIRED = os.environ.get("FEED_HARNESS_REQUIRE_CHROMIUM") == "1"
@@ -59,9 +59,10 @@ PROBE = """
 """
 
 
-def _trace() -> Trace:
+def _trace() -> RunRecord:
     """A batch call that made a gateway and two partner calls, between two status calls."""
-    trace = Trace()
+    record = RunRecord("lifecycle", Platform())
+    trace = record.trace
     trace.begin("platform->connector", "GET", "http://c/v1/status").finish(200, [], b"{}")
     batch = trace.begin(
         "platform->connector",
@@ -78,13 +79,13 @@ def _trace() -> Trace:
     second.fail("timeout", "no answer within 5.0 s")
     batch.finish(200, [], b'{"status": "OK", "sent_items_in_success": 3}')
     trace.begin("platform->connector", "GET", "http://c/v1/status").finish(200, [], b"{}")
-    return trace
+    return record
 
 
 def _report() -> Report:
-    trace = _trace()
-    named = [ex.seq for ex in trace.exchanges("connector->partner")]
-    excerpt = [entry for entry, _ in trace_excerpt(SimpleNamespace(trace=trace), named)]  # type: ignore[arg-type]
+    record = _trace()
+    named = [ex.seq for ex in record.trace.exchanges("connector->partner")]
+    excerpt = [entry for entry, _ in trace_excerpt(record, named)]
     ledger_entry: dict[str, Any] = {
         "sequence": 6,
         "request_id": "req-" + "0" * 40,

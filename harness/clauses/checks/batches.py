@@ -552,48 +552,58 @@ def _item_key(update: UpdateRecord | None, content: Any) -> tuple[int | None, st
     runs=(LIFECYCLE,),
 )
 def check_delete_absent(evidence: Evidence) -> Verdict:
-    """The DELETEs of users never added answer ok (or no_eligible_identifier), and their
-    batch ends OK with no more errors than the partner rejected."""
-    record, notes = notes_of(evidence, LIFECYCLE, LifecycleNotes)
-    if record is None or isinstance(notes, str):
-        return Verdict.failed(f"no DELETE of an absent user was sent: {notes}", run=LIFECYCLE)
-    indices = notes.absent_deletes
-    if indices is None:
-        why = missing(record, "absent_deletes")
-        return Verdict.failed(f"no DELETE of an absent user was sent: {why}", run=LIFECYCLE)
-    feed = record.feeds["main"]
+    """In every run, every feed: a DELETE of a user the feed never sent as UPSERT before is
+    not answered ``error``, and a batch made only of such DELETEs gets no final answer
+    counting more errors than the partner rejected (a RETRY, a dead letter, is no error)."""
     findings = _Findings()
-    index = view_of(record)
-    for update in (feed.updates[i] for i in indices):
-        if update.outcome not in ("ok", "no_eligible_identifier"):
-            exchange = _final_exchange(update, index)
-            findings.add(
-                record.name,
-                f"DELETE of a user never added (update #{update.index}) answered "
-                f"{update.http_status} {update.outcome!r}: expected ok",
-                [exchange.seq if exchange else None],
-            )
-    batch_ids = set(notes.absent_delete_batches or ())
-    for batch in (b for b in feed.batches if b.batch_id in batch_ids):
-        attempt = _final_attempt(batch)
-        if batch.outcome != "OK" or attempt is None:
-            last = batch.attempts[-1] if batch.attempts else None
-            findings.add(
-                record.name,
-                f"the batch of {len(batch.items)} absent DELETEs ended {batch.outcome} "
-                f"({last.http_status if last else None} {last.status if last else None}): "
-                "expected OK",
-                [last.exchange_seq if last else None],
-            )
-            continue
-        exchange = index.exchange(attempt.exchange_seq) if attempt.exchange_seq else None
-        _, rejected = index.accepted(index.uploads(exchange) if exchange else [])
-        if (attempt.sent_items_in_error or 0) > rejected:
-            findings.add(
-                record.name,
-                f"the batch of {len(batch.items)} absent DELETEs reported "
-                f"{attempt.sent_items_in_error} errors, the partner rejected {rejected}: "
-                "removing an absent member is not an error",
-                [attempt.exchange_seq],
-            )
-    return findings.verdict(f"{len(indices)} DELETEs of absent users were not errors")
+    judged = 0
+    for record in evidence:
+        index = view_of(record)
+        for name, feed in _feeds(record):
+            absent = _absent_deletes(feed)
+            judged += len(absent)
+            for update in absent:
+                if update.outcome == "error":
+                    exchange = _final_exchange(update, index)
+                    findings.add(
+                        record.name,
+                        f"feed {name}: DELETE of a user never added (update #{update.index}) "
+                        f"answered {update.http_status} {update.outcome!r}: expected no error",
+                        [exchange.seq if exchange else None],
+                    )
+            ids = {id(u) for u in absent}
+            for batch in feed.batches:
+                if not batch.items or not all(
+                    item.update is not None and id(item.update) in ids for item in batch.items
+                ):
+                    continue
+                attempt = _final_attempt(batch)
+                if attempt is None:
+                    continue  # not final: no error was answered
+                exchange = index.exchange(attempt.exchange_seq) if attempt.exchange_seq else None
+                _, rejected = index.accepted(index.uploads(exchange) if exchange else [])
+                errors = attempt.sent_items_in_error or 0
+                if errors > rejected:
+                    findings.add(
+                        record.name,
+                        f"feed {name}: the batch of {len(batch.items)} absent DELETEs reported "
+                        f"{errors} error{'s' if errors != 1 else ''} ({attempt.status}), the "
+                        f"partner rejected {rejected}: removing an absent member is not an error",
+                        [attempt.exchange_seq],
+                    )
+    if not findings and judged == 0:
+        return Verdict.skipped("not exercised: no feed deleted a user it never added")
+    return findings.verdict(f"{judged} DELETEs of absent users were not errors")
+
+
+def _absent_deletes(feed: Feed) -> list[UpdateRecord]:
+    """The feed's DELETEs of users it had not sent as UPSERT before (in sending order)."""
+    added: set[str] = set()
+    absent: list[UpdateRecord] = []
+    for update in sorted(feed.updates, key=lambda u: u.index):
+        user = update.user.user_point_id
+        if update.operation == "UPSERT":
+            added.add(user)
+        elif user not in added:
+            absent.append(update)
+    return absent
