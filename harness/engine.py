@@ -25,7 +25,7 @@ from harness.drivers.base import NOT_HTTP, PROBE_TAG
 from harness.drivers.bounds import DEFAULT_DEADLINE, Bounds, Stall, use_bounds
 from harness.errors import ConnectorUnreachableError, VerifyUsageError
 from harness.excerpts import feed_accounting, ledger_window, trace_excerpt
-from harness.hypothesis_home import hypothesis_home
+from harness.hypothesis_home import hypothesis_home, no_local_constants
 from harness.profiles import DEFAULT_PROFILE, check_profile, use_profile
 from harness.report import ClauseResult, Report, RunResult
 from harness.targets import Target, UrlTarget
@@ -121,7 +121,8 @@ def verify(
     specs = list(run_module.RUNS.values())
     evidence = Evidence(seed=seed, profile=profile)
     run_errors: dict[str, str] = {}
-    with use_profile(profile), use_bounds(bounds), hypothesis_home():  # no .hypothesis/ here
+    # no .hypothesis/ here; a seed draws the same examples whatever this process imported
+    with use_profile(profile), use_bounds(bounds), hypothesis_home(), no_local_constants():
         outcome = _run_all(specs, target, seed, loaded, bounds, evidence, run_errors, say, dialect)
         if outcome.signum is None:
             _raise_if_never_answered(evidence, target, outcome.stalls)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["cache_directory", "hypothesis_home"]
+__all__ = ["cache_directory", "hypothesis_home", "no_local_constants"]
 
 _HOME_ATTRIBUTE = "__hypothesis_home_directory"
 
@@ -39,3 +39,37 @@ def hypothesis_home() -> Iterator[None]:
         yield
     finally:
         configuration.set_hypothesis_home_dir(previous)
+
+
+@contextmanager
+def no_local_constants() -> Iterator[None]:
+    """Keep hypothesis from drawing the literals of the modules loaded so far, inside the block.
+
+    Hypothesis 6.13x+ sometimes draws a constant found in the source of the "local" modules
+    in ``sys.modules`` (ours, the user's connector, whatever the process imported), and
+    caches the pool per process. What a seed generates then depends on which modules this
+    process happened to load before: a ``-j`` worker started by ``python -m harness`` drew
+    other stateful examples than the same seed run in one process, so a replay command
+    could not replay. Inside the block the local pool is empty and the pool cache is a
+    fresh one; the global constants (hypothesis' own list) are still drawn. Left alone on a
+    hypothesis without these internals.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+    except ImportError:  # pragma: no cover - another hypothesis layout
+        yield
+        return
+    saved_pool = getattr(providers, "_get_local_constants", None)
+    saved_cache = getattr(providers, "CONSTANTS_CACHE", None)
+    if saved_pool is None or saved_cache is None:  # pragma: no cover
+        yield
+        return
+    empty = Constants()
+    providers._get_local_constants = lambda: empty
+    providers.CONSTANTS_CACHE = type(saved_cache)(1024)
+    try:
+        yield
+    finally:
+        providers._get_local_constants = saved_pool
+        providers.CONSTANTS_CACHE = saved_cache
