@@ -46,12 +46,20 @@ def test_the_project_s_own_modules_do_not_shadow_a_user_s(name: str, tmp_path: P
 
 
 def test_verify_leaves_no_hypothesis_directory_in_the_user_s(tmp_path: Path) -> None:
-    """Hypothesis' files go to the user cache ($XDG_CACHE_HOME/feed-harness/hypothesis)."""
+    """Hypothesis' files go to the user cache ($XDG_CACHE_HOME/feed-harness/hypothesis),
+    never into the project a verification runs in. The stateful run draws no text and no
+    local constants, so hypothesis may write nothing at all; the subprocess also makes it
+    write its charmap (a text draw) inside the same redirection to prove where files go."""
     work, cache = tmp_path / "project", tmp_path / "cache"
     work.mkdir()
     code = (
         "from harness.cli import main\n"
-        "raise SystemExit(main(['verify', '--clauses', 'STATEFUL-LIFECYCLE']))"
+        "code = main(['verify', '--clauses', 'STATEFUL-LIFECYCLE'])\n"
+        "from hypothesis import given, settings, strategies as st\n"
+        "from harness.hypothesis_home import hypothesis_home\n"
+        "with hypothesis_home():\n"
+        "    given(st.text())(settings(max_examples=5, database=None)(lambda s: None))()\n"
+        "raise SystemExit(code)"
     )
     done = _python(code, work, XDG_CACHE_HOME=str(cache))
     assert done.returncode == 0, done.stdout + done.stderr
