@@ -200,6 +200,14 @@ class Partner:
         """The id this partner's face shows for a core segment id."""
         return self.face.external_segment_id(core)
 
+    def counts_shown(self, segment: Mapping[str, Any]) -> dict[str, Any]:
+        """The audience counts of ``segment`` (a :meth:`segment` snapshot) as a read through
+        this partner's face shows them, under the face's names: generic ``input_count``,
+        ``matched_count``, ``match_rate``, ``audience_size``; LinkedIn ``inputCount``,
+        ``matchedCount``, ``audienceSize``; Meta ``approximate_count_lower_bound`` and
+        ``..._upper_bound``. ``match_rate`` is there only where the face shows one."""
+        return self.face.counts_shown(segment)
+
     def dialect_info(self) -> dict[str, Any]:
         """What a connector needs to reach this face: ``{"dialect", "api_version",
         "base_path"}`` (e.g. ``linkedin``, ``202601``, ``/rest``)."""

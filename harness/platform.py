@@ -271,6 +271,12 @@ class Platform:
         if isinstance(access_token, str):
             self.redactor.add_secret(access_token, "access_token")
 
+    def reauthenticate(self) -> None:
+        """The operator logs in to the partner again: the gateway's ``credentials`` file is
+        written anew, with a fresh long-lived access token where the partner has no refresh
+        grant (Meta), so a token that expired for good stops being the connector's."""
+        self._configure_gateway()
+
     def _learn_secrets(self) -> None:
         credentials = self._credentials()
         if credentials is not None:

@@ -188,7 +188,7 @@ def render_error(
     face: Face, error: PartnerError, call: Call, extra_headers: Mapping[str, str] | None = None
 ) -> httpx.Response:
     call.error_code = error.code
-    call.signal = signal_of(error)
+    call.signal = face.signal_of(error)
     call.dialect_code = None
     call.retry_after = None
     return face.render_error(error, call, extra_headers)
@@ -198,7 +198,7 @@ def render_oauth_error(
     face: Face, error: OAuthError, call: Call, extra_headers: Mapping[str, str] | None = None
 ) -> httpx.Response:
     call.error_code = error.error
-    call.signal = signal_of(error)
+    call.signal = face.signal_of(error)
     call.dialect_code = error.error
     call.retry_after = None
     return face.render_oauth_error(error, call, extra_headers)
@@ -273,10 +273,10 @@ class Face:
 
     handlers: Mapping[str, Handler] = {}
     lists_accounts = True
+    """Whether a token can list the accounts it reaches (the generic ``GET /v1/accounts``)."""
     read_shows_not_ready = True
     """Whether reading a segment while it provisions says so (the generic 404
     ``SEGMENT_NOT_READY``); LinkedIn's read answers ``PROCESSING`` before and after."""
-    """Whether a token can list the accounts it reaches (the generic ``GET /v1/accounts``)."""
 
     def match(self, request: PartnerRequest) -> FaceRoute:
         """The route; raises :class:`PartnerError` (rendered, recorded) when none fits."""
@@ -320,6 +320,19 @@ class Face:
 
     def openapi(self) -> dict[str, Any] | None:
         return None
+
+    def signal_of(self, error: PartnerError | OAuthError) -> str:
+        """The ledger's kind of this error answer (:data:`fake_partner.ledger.SIGNALS`)."""
+        return signal_of(error)
+
+    def counts_shown(self, segment: Mapping[str, Any]) -> dict[str, Any]:
+        """The audience counts a read of the segment shows, under this face's own names,
+        from the core's wire form of it (``PartnerState.segment_json``); ``match_rate`` is
+        among them only where the face shows one. The generic face shows the core's."""
+        return {
+            key: segment.get(key)
+            for key in ("input_count", "matched_count", "match_rate", "audience_size")
+        }
 
     def external_segment_id(self, core: str) -> str:
         """The id this face shows for a core segment (the generic face shows the core's)."""

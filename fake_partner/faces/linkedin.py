@@ -209,12 +209,19 @@ def _segment_json(ctx: Context, segment: Segment) -> dict[str, Any]:
     }
     if segment.description is not None:
         data["description"] = segment.description
-    if core["input_count"] is not None:
-        data["inputCount"] = core["input_count"]
-        data["matchedCount"] = core["matched_count"]
-        if core["audience_size"] is not None:
-            data["audienceSize"] = core["audience_size"]
+    data.update(_counts(core))
     return data
+
+
+def _counts(core: Mapping[str, Any]) -> dict[str, Any]:
+    """``inputCount``, ``matchedCount`` (and ``audienceSize`` once large enough) after
+    processing; none before. LinkedIn shows no match rate."""
+    if core.get("input_count") is None:
+        return {}
+    counts = {"inputCount": core["input_count"], "matchedCount": core["matched_count"]}
+    if core.get("audience_size") is not None:
+        counts["audienceSize"] = core["audience_size"]
+    return counts
 
 
 def _admitted(ctx: Context) -> AccessToken:
@@ -555,6 +562,10 @@ class LinkedInFace(Face):
             "message": refusal.message,
         }
         return json_response(refusal.status, body, request_id)
+
+    def counts_shown(self, segment: Mapping[str, Any]) -> dict[str, Any]:
+        """InputCount, matchedCount, audienceSize, as a read shows them."""
+        return _counts(segment)
 
     def external_segment_id(self, core: str) -> str:
         return linkedin_id(core)

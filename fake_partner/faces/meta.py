@@ -155,17 +155,22 @@ def _operation_status(status: str, segment: Segment) -> dict[str, Any]:
     return {"code": 200, "description": "Normal: there is no updating or issues found."}
 
 
+def _counts(core: Mapping[str, Any]) -> dict[str, Any]:
+    """Meta's approximate size bounds (-1 until there is one to show); no match rate."""
+    size = core.get("audience_size")
+    shown = size if size is not None else -1
+    return {"approximate_count_lower_bound": shown, "approximate_count_upper_bound": shown}
+
+
 def _audience_json(ctx: Context, segment: Segment, fields: list[str]) -> dict[str, Any]:
     core = ctx.state.segment_json(segment)
-    size = core["audience_size"]
     every: dict[str, Any] = {
         "id": meta_id(segment.id),
         "account_id": segment.account_id,
         "name": segment.name,
         "description": segment.description or "",
         "subtype": "CUSTOM",
-        "approximate_count_lower_bound": size if size is not None else -1,
-        "approximate_count_upper_bound": size if size is not None else -1,
+        **_counts(core),
         "operation_status": _operation_status(core["status"], segment),
         "delivery_status": (
             {"code": 200, "description": "This audience is ready for use."}
@@ -654,6 +659,16 @@ class MetaFace(Face):
         }
         status = refusal.status if refusal.status in (413, 414, 431) else 400
         return json_response(status, {"error": body}, request_id, {"x-fb-trace-id": trace})
+
+    def signal_of(self, error: PartnerError | OAuthError) -> str:
+        """An expired token is as dead as a revoked one here: Meta has no refresh grant,
+        only a new login clears it (code 190 either way)."""
+        signal = super().signal_of(error)
+        return "revoked_token" if signal == "expired_token" else signal
+
+    def counts_shown(self, segment: Mapping[str, Any]) -> dict[str, Any]:
+        """The approximate size bounds, as a read shows them."""
+        return _counts(segment)
 
     def external_segment_id(self, core: str) -> str:
         return meta_id(core)

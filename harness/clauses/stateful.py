@@ -151,6 +151,11 @@ class FeedLifecycle(RuleBasedStateMachine):
     def _start(self) -> _Life:
         # a fresh rate-limit minute: no example inherits its predecessor's request count
         self.host.clock.advance(_RATE_WINDOW + 1)
+        if not self.partner.dialect_info().get("refresh_grant", True):
+            # without a refresh grant an expired token is dead for good (Meta's 190): each
+            # example starts logged in, or one example's expiry would decide the next ones'
+            # fate and hypothesis could not replay them
+            self.host.reauthenticate()
         first_seq = self.host.trace.next_seq()
         first_ledger = len(self.host.partner.ledger)
         feed = self.host.new_feed(self.base.accounts[0].id)

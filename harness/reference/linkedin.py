@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -466,8 +467,12 @@ class LinkedInReferenceConnector(ReferenceConnector):
         return None
 
     def match_rate(self, segment: dict[str, Any]) -> Any:
-        """``matchedCount / inputCount`` once LinkedIn has processed the segment."""
+        """``matchedCount / inputCount`` rounded half-up to 4 decimals once LinkedIn has
+        processed the segment (LinkedIn shows the counts, not the rate); 0 of 0 is 0."""
         matched, given = segment.get("matchedCount"), segment.get("inputCount")
-        if isinstance(matched, int) and isinstance(given, int) and given > 0:
-            return round(matched / given, 4)
-        return None
+        if not (isinstance(matched, int) and isinstance(given, int)) or given < 0:
+            return None
+        if given == 0:
+            return 0.0
+        ratio = Decimal(matched) / Decimal(given)
+        return float(ratio.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))

@@ -601,6 +601,39 @@ def test_delete_absent_errors_the_partner_gave_are_not_the_connectors() -> None:
     assert _check("DELETE-ABSENT", run).outcome == "passed"
 
 
+def _failing_upload(status: int, error_code: str | None, answer: Reply) -> Any:
+    """A batch responder: one upload the partner answers ``status``, then ``answer``."""
+
+    def respond(request: Any) -> Reply:
+        respond.run.upload(2, status=status, error_code=error_code)  # type: ignore[attr-defined]
+        return answer
+
+    return respond
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [(503, None), (429, "RATE_LIMITED"), (401, "REVOKED_ACCESS_TOKEN")]
+)
+def test_delete_absent_an_error_while_the_partner_failed_is_not_the_absence_s(
+    status: int, code: str | None
+) -> None:
+    """The error answers a partner failure (judged by TRANSIENT-5XX, RATE-LIMIT...), not the
+    DELETE of an absent member."""
+    reply = _failing_upload(status, code, (400, _counts("ERROR", 0, 2)))
+    run, _ = _absent_deletes(HONEST, HONEST, reply)
+    verdict = _check("DELETE-ABSENT", run)
+    assert verdict.outcome == "passed", verdict.message
+
+
+def test_delete_absent_a_partner_refusal_about_the_member_is_no_excuse() -> None:
+    """A 404 (the member is not there) is the absence itself: answering error fails."""
+    reply = _failing_upload(404, "NOT_FOUND", (400, _counts("ERROR", 0, 2)))
+    run, _ = _absent_deletes(HONEST, HONEST, reply)
+    verdict = _check("DELETE-ABSENT", run)
+    assert verdict.outcome == "failed"
+    assert "the batch of 2 absent DELETEs reported 2 errors (ERROR)" in verdict.message
+
+
 def test_delete_absent_not_exercised_is_skipped() -> None:
     run = RunBuilder(LIFECYCLE, notes=LifecycleNotes())
     feed = run.feed()

@@ -175,3 +175,66 @@ def test_troubleshoot_never_called_fails_saying_why() -> None:
     assert "troubleshoot was not called" in verdict.message
     assert "creation failed" in verdict.message
     assert "was not executed" in _check(RunBuilder("auth")).message
+
+
+# ------------------------------------------------------------- the counts in the face's names
+
+
+def _linkedin_troubleshot(audience: dict[str, Any], match_rate: object) -> tuple[RunBuilder, int]:
+    """A lifecycle run on the LinkedIn face whose troubleshoot shows ``audience``."""
+    notes = LifecycleNotes()
+    run = RunBuilder(LIFECYCLE, scenario={"partner": "linkedin"}, notes=notes)
+    body = {"status": "ok", "data": {"destination_audience": audience, "match_rate": match_rate}}
+    with run.call("troubleshoot", {"feed_id": "7001", "action": "FETCH_DESTINATION_AUDIENCE"}) as c:
+        c.answer(200, body)
+    answer = Answered(c.seq, 200, "ok")
+    notes.troubleshoot = TroubleshootNote(answer, (answer,), SNAPSHOT)
+    return run, c.seq
+
+
+LINKEDIN_AUDIENCE = {"id": 1000001, "inputCount": 475, "matchedCount": 289, "audienceSize": 289}
+
+
+@pytest.mark.parametrize("match_rate", [None, 0.6084])
+def test_troubleshoot_on_linkedin_compares_linkedin_s_counts(match_rate: object) -> None:
+    """LinkedIn shows inputCount, matchedCount, audienceSize and no match rate: those counts
+    pass, and the rate is either null or the partner's own."""
+    run, _ = _linkedin_troubleshot(dict(LINKEDIN_AUDIENCE), match_rate)
+    verdict = _check(run)
+    assert (verdict.outcome, verdict.message) == (
+        "passed",
+        "troubleshoot shows the partner's snapshot",
+    )
+
+
+@pytest.mark.parametrize(
+    ("audience", "match_rate", "shown"),
+    [
+        ({**LINKEDIN_AUDIENCE, "matchedCount": 288}, None, "matchedCount=288 (partner: 289)"),
+        (
+            {k: v for k, v in SNAPSHOT.items() if k != "id"} | {"id": 1000001},
+            None,
+            "inputCount=None (partner: 475)",
+        ),
+        (dict(LINKEDIN_AUDIENCE), 0.6, "data.match_rate=0.6 (partner: 0.6084)"),
+        ({**LINKEDIN_AUDIENCE, "id": 1000002}, None, "id=1000002 (partner: 'seg-000001')"),
+    ],
+)
+def test_troubleshoot_on_linkedin_fails_counts_it_does_not_show(
+    audience: dict[str, Any], match_rate: object, shown: str
+) -> None:
+    run, seq = _linkedin_troubleshot(audience, match_rate)
+    verdict = _check(run)
+    assert verdict.outcome == "failed"
+    assert f"troubleshoot differs from the partner's snapshot: {shown}" in verdict.message
+    assert verdict.seqs == (seq,)
+
+
+def test_on_the_generic_face_a_null_match_rate_is_not_the_partner_s() -> None:
+    """The generic partner shows a match rate: the answer must carry it."""
+    body = _audience()
+    body["data"]["match_rate"] = None
+    run, _, _ = _troubleshot(body=body)
+    verdict = _check(run)
+    assert verdict.outcome == "failed"
+    assert "data.match_rate=None (partner: 0.6084)" in verdict.message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -302,3 +303,31 @@ def test_real_throttling_is_a_429_without_retry_after(li: LinkedInClient, partne
         None,
         "TOO_MANY_REQUESTS",
     )
+
+
+def test_counts_shown_are_what_a_read_shows(li: LinkedInClient, partner: Partner) -> None:
+    """``Partner.counts_shown`` (what TROUBLESHOOT-AUDIENCE compares a connector's answer
+    with) gives LinkedIn's own count fields, exactly as a read of the segment shows them:
+    none before processing, inputCount / matchedCount / audienceSize after; no match rate."""
+    token = li.login()
+    segment = li.created_id(li.create(token, "s"))
+    count_keys = {"inputCount", "matchedCount", "audienceSize"}
+
+    def read() -> dict[str, Any]:
+        shown = li.http.get(f"/rest/dmpSegments/{segment}", headers=li.headers(token)).json()
+        return {k: v for k, v in shown.items() if k in count_keys}
+
+    assert partner.counts_shown(partner.segment("seg-000001")) == read() == {}
+    partner.clock.advance(5)
+    elements = [
+        {"action": "ADD", "userIds": [{"idType": "SHA256_EMAIL", "idValue": sha(f"u{i}@x.test")}]}
+        for i in range(1_000)
+    ]
+    li.http.post(
+        f"/rest/dmpSegments/{segment}/users",
+        headers={**li.headers(token), "X-RestLi-Method": "BATCH_CREATE"},
+        json={"elements": elements},
+    )
+    partner.clock.advance(3_600)
+    assert partner.counts_shown(partner.segment("seg-000001")) == read()
+    assert set(read()) >= {"inputCount", "matchedCount"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -140,7 +141,8 @@ def test_tokens_expire_and_revoke_for_good(meta: MetaClient, partner: Partner) -
     partner.clock.advance(60 * 86400)
     expired = meta.create(token, "s")
     assert (_error(expired)["code"], _error(expired)["error_subcode"]) == (190, 463)
-    assert partner.ledger.entries[-1].signal == "expired_token"
+    # no refresh grant: an expired token is dead for good, like a revoked one
+    assert partner.ledger.entries[-1].signal == "revoked_token"
     missing = meta.http.get("/v25.0/act_acc-1/customaudiences")
     assert _error(missing)["code"] == 104
     unknown = meta.http.get("/v25.0/act_acc-1/customaudiences", params={"access_token": "nope"})
@@ -223,3 +225,29 @@ def test_delete_audience(meta: MetaClient, partner: Partner) -> None:
     assert gone.json() == {"success": True}
     again = meta.http.get(f"/v25.0/{audience}", params={"access_token": token})
     assert (_error(again)["code"], _error(again)["error_subcode"]) == (100, 33)
+
+
+def test_counts_shown_are_what_a_read_shows(meta: MetaClient, partner: Partner) -> None:
+    """``Partner.counts_shown`` (what TROUBLESHOOT-AUDIENCE compares a connector's answer
+    with) names and values Meta's size bounds exactly as a read of the audience gives them,
+    before processing (-1) and after; no match rate."""
+    token = meta.login()
+    audience = meta.created_id(meta.create(token, "s"))
+    fields = "approximate_count_lower_bound,approximate_count_upper_bound"
+
+    def read() -> dict[str, Any]:
+        shown = meta.http.get(
+            f"/v25.0/{audience}", params={"access_token": token, "fields": fields}
+        )
+        return {k: v for k, v in shown.json().items() if k != "id"}
+
+    assert partner.counts_shown(partner.segment("seg-000001")) == read()
+    assert read()["approximate_count_lower_bound"] == -1
+    rows = [[sha(f"user-{i}@x.test")] for i in range(1_000)]
+    meta.http.post(
+        f"/v25.0/{audience}/users",
+        json={"payload": {"schema": "EMAIL_SHA256", "data": rows}, "access_token": token},
+    )
+    partner.clock.advance(3_600)
+    assert partner.counts_shown(partner.segment("seg-000001")) == read()
+    assert read()["approximate_count_lower_bound"] > 0

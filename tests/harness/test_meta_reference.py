@@ -139,7 +139,7 @@ def test_an_expired_token_is_an_error_saying_reauthenticate_and_is_not_retried()
         assert "re-authentication is needed" in body["message"]
         assert "190/463" in body["message"]
         assert body["sent_items_in_success"] == 0
-        expired = [e for e in _uploads(platform) if e.signal == "expired_token"]
+        expired = [e for e in _uploads(platform) if e.error_code == "EXPIRED_ACCESS_TOKEN"]
         assert len(expired) == 1
         tokens = [e for e in platform.partner.ledger.entries if e.route == "POST /oauth/token"]
         assert tokens == []  # Meta has no refresh grant: nothing to try
@@ -173,3 +173,23 @@ def test_a_linkedin_technical_config_is_refused() -> None:
         created = platform.new_feed().create()
         assert not created.ok
         assert "speaks Meta" in str(created)
+
+
+def test_reauthenticate_gives_the_connector_a_working_token_again() -> None:
+    """After an expiry (dead for good on Meta), ``Platform.reauthenticate`` is the operator's
+    new login: a fresh access token in the gateway's credentials, and a new feed works."""
+    with _platform("token-expiry-mid-upload") as platform:
+        feed = _ready_feed(platform)
+        feed.upsert(make_users(5, seed=1))
+        feed.flush()
+        feed.upsert(make_users(5, seed=2))
+        (batch,) = feed.flush()
+        assert batch.outcome == "ERROR"
+        before = json.loads(platform.gateway.configuration_file("credentials") or b"")
+        platform.reauthenticate()
+        after = json.loads(platform.gateway.configuration_file("credentials") or b"")
+        assert after["access_token"] != before["access_token"]
+        again = _ready_feed(platform)
+        again.upsert(make_users(5, seed=3))
+        (batch,) = again.flush()
+        assert batch.outcome == "OK", batch

@@ -25,7 +25,7 @@ from harness.clauses.evidence import Evidence, RunRecord, not_implemented
 from harness.clauses.notes import LifecycleNotes, missing, notes_of
 from harness.clauses.registry import Verdict, clause
 from harness.clauses.run_names import LIFECYCLE, OVERSIZED, OVERSIZED_BYTES, SESSION
-from harness.clauses.view import TOKEN_ROUTE, UPLOAD_ROUTE, view_of
+from harness.clauses.view import TOKEN_ROUTE, UPLOAD_ROUTE, RunView, view_of
 from harness.simulator import Feed, FeedStateError
 from harness.trace import Exchange
 from harness.users import PartnerIdentifier
@@ -554,7 +554,9 @@ def _item_key(update: UpdateRecord | None, content: Any) -> tuple[int | None, st
 def check_delete_absent(evidence: Evidence) -> Verdict:
     """In every run, every feed: a DELETE of a user the feed never sent as UPSERT before is
     not answered ``error``, and a batch made only of such DELETEs gets no final answer
-    counting more errors than the partner rejected (a RETRY, a dead letter, is no error)."""
+    counting more errors than the partner rejected (a RETRY, a dead letter, is no error).
+    A call the partner failed for a reason of its own (a 5xx, a 429, a refused token) is
+    judged by the fault clauses, not here."""
     findings = _Findings()
     judged = 0
     for record in evidence:
@@ -563,8 +565,8 @@ def check_delete_absent(evidence: Evidence) -> Verdict:
             absent = _absent_deletes(feed)
             judged += len(absent)
             for update in absent:
-                if update.outcome == "error":
-                    exchange = _final_exchange(update, index)
+                exchange = _final_exchange(update, index)
+                if update.outcome == "error" and not _partner_failed(index, exchange):
                     findings.add(
                         record.name,
                         f"feed {name}: DELETE of a user never added (update #{update.index}) "
@@ -583,7 +585,7 @@ def check_delete_absent(evidence: Evidence) -> Verdict:
                 exchange = index.exchange(attempt.exchange_seq) if attempt.exchange_seq else None
                 _, rejected = index.accepted(index.uploads(exchange) if exchange else [])
                 errors = attempt.sent_items_in_error or 0
-                if errors > rejected:
+                if errors > rejected and not _partner_failed(index, exchange):
                     findings.add(
                         record.name,
                         f"feed {name}: the batch of {len(batch.items)} absent DELETEs reported "
@@ -594,6 +596,22 @@ def check_delete_absent(evidence: Evidence) -> Verdict:
     if not findings and judged == 0:
         return Verdict.skipped("not exercised: no feed deleted a user it never added")
     return findings.verdict(f"{judged} DELETEs of absent users were not errors")
+
+
+_NOT_ABOUT_THE_MEMBER = frozenset(
+    {"throttled", "transient", "expired_token", "revoked_token", "invalid_grant", "not_ready"}
+)
+"""Partner failures that say nothing about the member: an error answered while one of them
+met the call is not the absent DELETE's (RATE-LIMIT, TRANSIENT-5XX... judge it)."""
+
+
+def _partner_failed(index: RunView, call: Exchange | None) -> bool:
+    """The partner failed ``call`` for a reason of its own (throttling, a 5xx, a dropped
+    connection, a refused token, a segment not ready) in one of its nested requests. A
+    refusal about the member itself (a 404 for a lookup, any other 4xx) is no excuse."""
+    if call is None:
+        return False
+    return any(index.signal(e) in _NOT_ABOUT_THE_MEMBER for e in index.nested(call))
 
 
 def _absent_deletes(feed: Feed) -> list[UpdateRecord]:

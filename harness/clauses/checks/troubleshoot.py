@@ -28,17 +28,15 @@ from harness.clauses.runs.faults import ACCOUNT
 from harness.clauses.view import RunView, is_api, view_of
 from harness.trace import Exchange
 
-_COUNT_KEYS = ("input_count", "matched_count", "match_rate", "audience_size")
-
-
 # --------------------------------------------------------------------------- troubleshoot
 
 
 @clause(
     "TROUBLESHOOT-AUDIENCE",
     "`FETCH_DESTINATION_AUDIENCE` answers `ok` with data whose counts and match rate equal "
-    "the partner's current snapshot of that segment; an unknown action answers "
-    "`not_implemented` (400).",
+    "the partner's current snapshot of that segment (the counts under the names the "
+    "partner's API gives them; where it shows no match rate, `match_rate` is null or the "
+    "partner's own); an unknown action answers `not_implemented` (400).",
     group="troubleshoot",
     routes=("troubleshoot",),
     runs=(LIFECYCLE,),
@@ -111,16 +109,16 @@ def _compare_audience(
         if core_id != snapshot.get("id")
         else []
     )
+    counts = record.partner.counts_shown(snapshot)
     wrong += [
-        f"{key}={audience.get(key)!r} (partner: {snapshot.get(key)!r})"
-        for key in _COUNT_KEYS
-        if audience.get(key) != snapshot.get(key)
+        f"{key}={audience.get(key)!r} (partner: {value!r})"
+        for key, value in counts.items()
+        if audience.get(key) != value
     ]
     assert isinstance(data, dict)
-    if data.get("match_rate") != snapshot.get("match_rate"):
-        wrong.append(
-            f"data.match_rate={data.get('match_rate')!r} (partner: {snapshot.get('match_rate')!r})"
-        )
+    rate, partner_rate = data.get("match_rate"), snapshot.get("match_rate")
+    if rate != partner_rate and ("match_rate" in counts or rate is not None):
+        wrong.append(f"data.match_rate={rate!r} (partner: {partner_rate!r})")
     if wrong:
         findings.add(
             record.name,
