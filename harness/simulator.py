@@ -553,6 +553,17 @@ class Feed:
             model.apply(update.operation, update.user)
         return model.members
 
+    def unsettled_identifiers(self) -> frozenset[PartnerIdentifier]:
+        """The eligible identifiers of the updates still (partly) queued: their items sent so
+        far may already be on the partner, the rest not yet, so neither side says anything
+        about them until the queue is flushed."""
+        settled = {u.index for u in self.settled_updates()}
+        found: set[PartnerIdentifier] = set()
+        for update in self.updates:
+            if update.index not in settled:
+                found |= update.user.eligible_partner_identifiers(self.identifying)
+        return frozenset(found)
+
     def partner_membership(self) -> frozenset[PartnerIdentifier]:
         """The partner segment's members now (segment id read from the gateway property)."""
         if self._partner_membership is None:

@@ -13,7 +13,7 @@ from fake_partner.scenario import Limits
 from harness.clauses import Verdict, get_clause
 from harness.clauses.notes import EmptyBatch, LifecycleNotes
 from harness.clauses.run_names import LIFECYCLE, OVERSIZED
-from tests.clauses.builder import HONEST, Reply, RunBuilder, evidence, user
+from tests.clauses.builder import HONEST, Reply, RunBuilder, delivered, evidence, user
 
 
 def _check(clause_id: str, *runs: RunBuilder) -> Verdict:
@@ -377,6 +377,41 @@ def test_convergence_membership_equal_to_the_model_passes() -> None:
         "passed",
         "1 feeds converged (or accounted every difference)",
     )
+
+
+def _item_per_identifier(request: Any) -> Reply:
+    """An update answer delivering each identifier as its own batch item."""
+    items = [
+        {
+            "type": "BATCH_DELIVERY",
+            "content": {"operation": request["operation"], "identifiers": [found]},
+            "grouping_key": "main",
+        }
+        for found in delivered(request)
+    ]
+    return 200, {"status": "ok", "data": items, "stats": []}
+
+
+def test_convergence_leaves_an_update_still_partly_queued_alone() -> None:
+    """An update whose items were sent in part (a full batch went, the rest is queued: a
+    stateful example mid-life, a teardown flush that failed) is not delivered yet: its
+    identifiers on the partner are neither unexpected nor missing; the others still are."""
+    run = RunBuilder("stateful")
+    feed = run.feed(batch_flush_max_size=2)
+    settled = user()
+    feed.upsert([settled])
+    feed.flush()
+    run.reply(_item_per_identifier)
+    feed.upsert([user(maids=2)])  # 3 items: a full batch of 2 goes, 1 stays queued
+    assert (feed.pending, len(feed.batches)) == (1, 2)
+    assert feed.partner_membership() != feed.settled_membership()
+    verdict = _check("CONVERGENCE", run)
+    assert verdict.outcome == "passed", verdict.message
+    kind, value = next(iter(settled.eligible_partner_identifiers()))
+    run.upload_items([{"operation": "DELETE", "identifiers": [[kind, value]]}])  # lost
+    verdict = _check("CONVERGENCE", run)
+    assert verdict.outcome == "failed"
+    assert "(1 missing, 0 unexpected)" in verdict.message
 
 
 def _removes_as_adds(request: Any) -> Reply:
