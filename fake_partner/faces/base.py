@@ -30,6 +30,7 @@ GET_ROUTE = "GET /v1/segments/{segment_id}"
 DELETE_ROUTE = "DELETE /v1/segments/{segment_id}"
 TOKEN_ROUTE = "POST /oauth/token"
 AUTHORIZE_ROUTE = "GET /oauth/authorize"
+ACCOUNTS_ROUTE = "GET /v1/accounts"
 """The core's route keys: the ledger's ``route`` and what fault rules match, in every face."""
 
 CORE_PATHS = {
@@ -40,6 +41,7 @@ CORE_PATHS = {
     DELETE_ROUTE: "/v1/segments/{segment_id}",
     TOKEN_ROUTE: "/oauth/token",
     AUTHORIZE_ROUTE: "/oauth/authorize",
+    ACCOUNTS_ROUTE: "/v1/accounts",
 }
 
 

@@ -22,6 +22,7 @@ import httpx
 
 from fake_partner.errors import ErrorCode, OAuthError, PartnerError
 from fake_partner.faces.base import (
+    ACCOUNTS_ROUTE,
     AUTHORIZE_ROUTE,
     CREATE_ROUTE,
     DELETE_ROUTE,
@@ -290,6 +291,19 @@ def _get(ctx: Context) -> httpx.Response:
     return json_response(200, _audience_json(ctx, segment, fields), ctx.call.request_id)
 
 
+def _adaccounts(ctx: Context) -> httpx.Response:
+    """``GET /me/adaccounts``: the ad accounts the token reaches (``act_<id>``, its bare
+    ``account_id`` and name), in one page."""
+    token = _admitted(ctx)
+    accounts = [
+        {"id": f"act_{a['id']}", "account_id": a["id"], "name": a.get("name") or a["id"]}
+        for a in ctx.state.visible_accounts(token)
+    ]
+    cursors = {"before": "o0", "after": f"o{len(accounts)}"}
+    body = {"data": accounts, "paging": {"cursors": cursors}}
+    return json_response(200, body, ctx.call.request_id)
+
+
 def _delete(ctx: Context) -> httpx.Response:
     token = _admitted(ctx)
     ctx.state.delete_segment(token, ctx.call.segment_id or "")
@@ -379,6 +393,7 @@ _ROUTES: Mapping[tuple[str, str], tuple[str, str | None]] = {
     ("GET", "oauth/access_token"): ("token", TOKEN_ROUTE),
     ("POST", "oauth/access_token"): ("token", TOKEN_ROUTE),
     ("GET", "dialog/oauth"): ("authorize", AUTHORIZE_ROUTE),
+    ("GET", "me/adaccounts"): ("adaccounts", ACCOUNTS_ROUTE),
     ("POST", "act/customaudiences"): ("create", CREATE_ROUTE),
     ("GET", "act/customaudiences"): ("list", LIST_ROUTE),
     ("GET", "node"): ("get", GET_ROUTE),
@@ -389,6 +404,7 @@ _ROUTES: Mapping[tuple[str, str], tuple[str, str | None]] = {
 _TEMPLATES = {
     "oauth/access_token": "/oauth/access_token",
     "dialog/oauth": "/dialog/oauth",
+    "me/adaccounts": "/me/adaccounts",
     "act/customaudiences": "/act_{ad_account_id}/customaudiences",
     "node": "/{id}",
     "node/users": "/{id}/users",
@@ -396,7 +412,7 @@ _TEMPLATES = {
 
 
 def _shape(parts: list[str]) -> tuple[str, dict[str, str]] | None:
-    if parts in (["oauth", "access_token"], ["dialog", "oauth"]):
+    if parts in (["oauth", "access_token"], ["dialog", "oauth"], ["me", "adaccounts"]):
         return "/".join(parts), {}
     if len(parts) == 2 and parts[0].startswith("act_") and parts[1] == "customaudiences":
         return "act/customaudiences", {"account_id": parts[0][4:]}
@@ -409,8 +425,6 @@ def _shape(parts: list[str]) -> tuple[str, dict[str, str]] | None:
 
 class MetaFace(Face):
     """Meta Marketing API: Custom Audiences and their users (``docs/partner-dialects.md``)."""
-
-    lists_accounts = False
 
     name = "meta"
     api_version = DEFAULT_VERSION
@@ -426,6 +440,7 @@ class MetaFace(Face):
         "create": _create,
         "list": _list,
         "get": _get,
+        "adaccounts": _adaccounts,
         "delete": _delete,
         "add_users": _users,
         "remove_users": _users,
@@ -523,6 +538,8 @@ class MetaFace(Face):
             return f"/v1/segments/{call.segment_id}{suffix}"
         if core in (CREATE_ROUTE, LIST_ROUTE):
             return f"/v1/accounts/{call.account_id or ''}/segments"
+        if core == ACCOUNTS_ROUTE:
+            return "/v1/accounts"
         return "/oauth/token" if core == TOKEN_ROUTE else "/oauth/authorize"
 
     def render_error(

@@ -64,6 +64,7 @@ from harness.reference.partner_client import (
     PartnerError,
     PartnerUnavailable,
     ReauthenticationNeeded,
+    TokenGrant,
     TokenSession,
 )
 from harness.sdk import (
@@ -480,6 +481,11 @@ class ReferenceCore(AudienceFeedConnector[ReferenceContext]):
             data=AuthenticationStatusData(login_url=url),
         )
 
+    def stored_token(self, grant: TokenGrant) -> str:
+        """What a login keeps for the user (and answers as ``refresh_token``): the grant's
+        refresh token; a partner without a refresh grant keeps its long-lived access token."""
+        return grant.refresh_token or ""
+
     async def on_authentication(self, request: AuthenticationRequest) -> AuthenticationResponse:
         """Check the ``state``, exchange the ``code`` and store the user's refresh token."""
         params = request.params or {}
@@ -500,7 +506,7 @@ class ReferenceCore(AudienceFeedConnector[ReferenceContext]):
                 params["code"],
                 REDIRECT_URI_TEMPLATE.format(plugin_version_id=request.plugin_version_id),
             )
-            refresh_token = grant.refresh_token or ""
+            refresh_token = self.stored_token(grant)
             users = await self.user_credentials()
             users[request.user_id] = {"refresh_token": refresh_token}
             await self.store_user_credentials(users)

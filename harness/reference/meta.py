@@ -39,6 +39,7 @@ from harness.reference.partner_client import (
     PartnerError,
     PartnerUnavailable,
     ReauthenticationNeeded,
+    TokenGrant,
     TokenSession,
     UploadResult,
     _chunks,
@@ -226,9 +227,34 @@ class MetaClient(PartnerClient):
 
     # ------------------------------------------------------------------ audiences
 
+    async def exchange_code(self, code: str, redirect_uri: str) -> TokenGrant:
+        """A consent's code for a long-lived access token (Meta gives no refresh token)."""
+        return await self._token_request(
+            {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
+            what="authorization code",
+        )
+
+    async def check_refresh_token(self) -> bool:
+        """Meta has no refresh token: the long-lived access token is what a login stores,
+        and it is still good when it can list the ad accounts it reaches."""
+        try:
+            await self.list_accounts()
+        except ReauthenticationNeeded:
+            return False
+        return True
+
     async def list_accounts(self) -> list[dict[str, Any]]:
-        """The face models no ad-account listing: no account is listed."""
-        return []
+        """``GET /me/adaccounts``: the ad accounts the token reaches, by their bare id (the
+        one ``act_<id>`` paths and the feed's ``partner_account_id`` use)."""
+        payload = await self._json_call("GET", "/me/adaccounts")
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(data, list):
+            raise PartnerError(200, "UNEXPECTED_ANSWER", "the answer has no 'data' list")
+        accounts: list[dict[str, Any]] = []
+        for item in data:
+            if isinstance(item, dict) and isinstance(item.get("account_id"), str):
+                accounts.append({"id": item["account_id"], "name": item.get("name")})
+        return accounts
 
     async def create_segment(
         self, account_id: str, name: str, description: str | None = None
@@ -361,13 +387,23 @@ class MetaReferenceConnector(ReferenceConnector):
     Configured by ``technical_config`` (``partner_endpoint``, ``partner_api_version`` =
     the Graph version, ``partner_base_path``) and ``credentials`` (the app, and a
     long-lived ``access_token``); the feed's ``partner_account_id`` is the ad account id.
-    The OAuth routes are the reference's (they need a refresh grant Meta does not have).
+    The OAuth routes are the reference's: a login stores Meta's long-lived access token
+    where other partners' refresh token goes (Meta has no refresh grant), and a stored
+    token is checked by listing the ad accounts it reaches.
     """
+
+    def stored_token(self, grant: TokenGrant) -> str:
+        return grant.access_token
 
     def partner_client(
         self, config: TechnicalConfig, credentials: PartnerCredentials, refresh_token: str | None
     ) -> PartnerClient:
-        access = credentials.access_token if isinstance(credentials, MetaCredentials) else None
+        """A client on the token a login stored (``refresh_token``: for Meta, the long-lived
+        access token itself); the feeds' calls (given the file's own ``refresh_token``, or
+        none) use the ``credentials`` file's ``access_token``."""
+        own = credentials.access_token if isinstance(credentials, MetaCredentials) else None
+        feed_level = refresh_token in (None, "", credentials.refresh_token)
+        access = own if feed_level else refresh_token
         base = config.partner_base_path if isinstance(config, MetaTechnicalConfig) else ""
         return MetaClient(
             endpoint=config.partner_endpoint,

@@ -346,11 +346,15 @@ def test_limit_an_oversized_batch_without_a_final_answer_fails() -> None:
     )
 
 
-def test_limit_an_oversized_run_whose_batch_needs_no_split_fails() -> None:
+def test_limit_an_oversized_run_whose_batch_needs_no_split_is_no_fault() -> None:
+    """The connector's items for the run fit one request (Meta's rows are one hash each):
+    nothing to split, so nothing to fail; its uploads are still judged against the limits.
+    (That the default runs do reach both edges for the generic reference is what the
+    IgnoresByteLimit and NoSplitting proofs show.)"""
     run, _ = _oversized(_splitting(5), users=3)
     verdict = _check("BATCH-LIMIT", run)
-    assert verdict.outcome == "failed"
-    assert "the run needs one over 5 operations or 4000 bytes" in verdict.message
+    assert verdict.outcome == "passed", verdict.message
+    assert "uploads within the partner's limits" in verdict.message
 
 
 def test_limit_without_any_upload_is_not_exercised() -> None:

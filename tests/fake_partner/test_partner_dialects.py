@@ -39,11 +39,12 @@ def test_generic_is_the_default_and_reports_itself() -> None:
 
 def test_each_face_says_what_a_connector_can_observe() -> None:
     """What the checks read to judge a dialect fairly: whether a token can list its
-    accounts, whether a segment read says it is still provisioning."""
+    accounts (Meta's ``/me/adaccounts``; LinkedIn's face has no such call), whether a
+    segment read says it is still provisioning."""
     linkedin, meta = Partner(dialect="linkedin"), Partner(dialect="meta")
     assert (linkedin.dialect_info()["lists_accounts"], meta.dialect_info()["lists_accounts"]) == (
         False,
-        False,
+        True,
     )
     assert linkedin.dialect_info()["read_shows_not_ready"] is False
     assert linkedin.core_segment_id(linkedin.external_segment_id("seg-000042")) == "seg-000042"

@@ -251,3 +251,21 @@ def test_counts_shown_are_what_a_read_shows(meta: MetaClient, partner: Partner) 
     partner.clock.advance(3_600)
     assert partner.counts_shown(partner.segment("seg-000001")) == read()
     assert read()["approximate_count_lower_bound"] > 0
+
+
+def test_me_adaccounts_lists_the_accounts_the_token_reaches(
+    meta: MetaClient, partner: Partner
+) -> None:
+    token = meta.login()
+    shown = meta.http.get("/v25.0/me/adaccounts", params={"access_token": token})
+    assert shown.status_code == 200
+    data = shown.json()["data"]
+    assert [a["account_id"] for a in data] == ["acc-1"]
+    assert data[0]["id"] == "act_acc-1"
+    entry = partner.ledger.entries[-1]
+    assert (entry.route, entry.dialect_route) == (
+        "GET /v1/accounts",
+        "GET /v{version}/me/adaccounts",
+    )
+    refused = meta.http.get("/v25.0/me/adaccounts", params={"access_token": "not-a-token"})
+    assert _error(refused)["code"] == 190
