@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,7 +45,6 @@ __all__ = [
 PLATFORM: Leg = "platform->connector"
 CONNECTOR: Leg = "connector->gateway"
 PARTNER: Leg = "connector->partner"
-_UPLOAD = re.compile(r"/v1/segments/[^/]+/members/?\Z")
 UPLOAD_ROUTE = "POST /v1/segments/{segment_id}/members"
 SEGMENT_READ_ROUTE = "GET /v1/segments/{segment_id}"
 SEGMENT_CREATE_ROUTE = "POST /v1/accounts/{account_id}/segments"
@@ -265,10 +263,6 @@ def is_api(entry: LedgerEntry) -> bool:
     ``/v1/``, whatever path the dialect used)."""
     route = entry.route or f"{entry.method} {entry.path}"
     return route.partition(" ")[2].startswith("/v1/")
-
-
-def _is_upload(path: str) -> bool:
-    return _UPLOAD.match(path) is not None
 
 
 def _count(value: object) -> int:

@@ -27,7 +27,6 @@ MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
 _PLATFORM: Leg = "platform->connector"
 _PARTNER: Leg = "connector->partner"
-_UPLOAD = re.compile(r"/v1/segments/([^/]+)/members/?\Z")
 _SEGMENT_PATH = re.compile(r"/v1/segments/([^/]+)")
 _NO_ANSWER = frozenset({"timeout", "connection", "crash"})
 _MAX_SHOWN = 5

@@ -232,7 +232,9 @@ def _check_needless(run: RunView, problems: _Problems) -> None:
 @clause(
     "TOKEN-INVALID-GRANT",
     "when the refresh token itself is refused (OAuth `invalid_grant`, a 400), the answer is "
-    "an error that says re-authentication is needed; no retry storm.",
+    "an error that says re-authentication is needed; no retry storm. On a partner without a "
+    "refresh grant (Meta) the same holds for an access token it reports expired or revoked: "
+    "only a new login helps.",
     group="faults",
     runs=(INVALID_GRANT,),
 )
@@ -248,7 +250,7 @@ def token_invalid_grant(evidence: Evidence) -> Verdict:
     judged = 0
     refusals = 0
     for run in list(views(evidence)):
-        refused = [e for e in run.entries if _is_refresh(e) and e.error_code == "invalid_grant"]
+        refused = [e for e in run.entries if _refused_for_good(run, e)]
         if not refused:
             continue
         refusals += len(refused)
@@ -259,10 +261,27 @@ def token_invalid_grant(evidence: Evidence) -> Verdict:
         problems,
         refusals,
         runs=(INVALID_GRANT,),
-        passed=f"{refusals} refresh(es) refused with invalid_grant; {judged} call(s) answered "
+        passed=f"{refusals} refusal(s) of credentials for good (a refresh token refused with "
+        f"invalid_grant, or a dead access token without a refresh grant); {judged} call(s) "
+        "answered "
         "an error naming re-authentication; at most 1 refresh attempt per call",
-        absent="the partner refused no refresh with 400 invalid_grant in any run",
+        absent="the partner refused no refresh with 400 invalid_grant (nor, without a refresh "
+        "grant, an access token for good) in any run",
     )
+
+
+def _no_refresh_grant(run: RunView) -> bool:
+    """The run's partner has no refresh grant (Meta): its access tokens are the credentials."""
+    return run.record.partner.dialect_info().get("refresh_grant", True) is False
+
+
+def _refused_for_good(run: RunView, entry: LedgerEntry) -> bool:
+    """The partner refused the connector's credentials for good: a refresh token refused
+    with ``invalid_grant``; without a refresh grant, an access token dead (expired or
+    revoked: the face signals ``revoked_token``)."""
+    if _is_refresh(entry):
+        return entry.error_code == "invalid_grant"
+    return is_api(entry) and entry.signal == "revoked_token" and _no_refresh_grant(run)
 
 
 def _feed_of(call: Exchange) -> str | None:
@@ -307,7 +326,11 @@ def _check_reauth_answers(run: RunView, refused: list[LedgerEntry], problems: _P
             expected = "/".join(("error", *_REAUTH_STATUSES.get(name, ())))
             problems.add(
                 f"{name} answered {_answer(call)}, expected {expected}: the partner refused "
-                "the refresh token (invalid_grant)",
+                + (
+                    "the access token for good (it has no refresh grant)"
+                    if _no_refresh_grant(run)
+                    else "the refresh token (invalid_grant)"
+                ),
                 [call.seq],
                 run.name,
             )
@@ -322,13 +345,19 @@ def _check_reauth_answers(run: RunView, refused: list[LedgerEntry], problems: _P
 
 
 def _check_storm(run: RunView, refused: list[LedgerEntry], problems: _Problems) -> None:
+    """At most one attempt per platform call with credentials refused for good: refresh
+    grants with the refused refresh token, or (no refresh grant) requests with the dead
+    access token."""
     start: dict[str | None, int] = {}
     for entry in refused:
         start.setdefault(entry.token, entry.sequence)
+    dead_access = _no_refresh_grant(run)
     attempts = [
         e
         for e in run.entries
-        if _is_refresh(e) and e.token in start and e.sequence >= start[e.token]
+        if (_is_refresh(e) or (dead_access and is_api(e)))
+        and e.token in start
+        and e.sequence >= start[e.token]
     ]
     per_call: Counter[tuple[int | None, str | None]] = Counter()
     for entry in attempts:
@@ -346,9 +375,14 @@ def _check_storm(run: RunView, refused: list[LedgerEntry], problems: _Problems) 
                 run.name,
             )
         else:
+            what = (
+                "requests with an access token the partner refused for good"
+                if dead_access
+                else "refresh attempts with a refresh token the partner refused with invalid_grant"
+            )
             problems.add(
-                f"the platform call at seq {seq} made {count} refresh attempts with a refresh "
-                "token the partner refused with invalid_grant (retry storm; at most 1 per call)",
+                f"the platform call at seq {seq} made {count} {what} (retry storm; at most 1 "
+                "per call)",
                 [seq, *seqs],
                 run.name,
             )
