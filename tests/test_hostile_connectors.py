@@ -90,6 +90,7 @@ def clause(report: Path, clause_id: str) -> dict[str, Any]:
     return dict(found)
 
 
+@pytest.mark.slow  # a full verification of a hostile connector process: the slow CI step
 def test_a_connector_that_never_answers_is_unreachable() -> None:
     verdict = verify("--cmd", hostile("hang"))
     assert_judged(verdict, 3)
@@ -148,6 +149,7 @@ def test_one_route_that_hangs_spoils_one_run_not_all(tmp_path: Path) -> None:
     assert clause(report, "CREATE-INVALID-CONFIG")["outcome"] == "passed"  # its run ran
 
 
+@pytest.mark.slow  # a full verification of a hostile connector process: the slow CI step
 def test_garbage_after_a_good_status_is_named_garbage() -> None:
     verdict = verify("--cmd", hostile("garbage"), "--call-timeout", "2")
     assert_judged(verdict, 3)
@@ -157,6 +159,7 @@ def test_garbage_after_a_good_status_is_named_garbage() -> None:
     assert "SSH-2.0" in verdict.stderr  # the bytes it sent, shown
 
 
+@pytest.mark.slow  # a full verification of a hostile connector process: the slow CI step
 def test_html_instead_of_json_fails_the_wire_schema(tmp_path: Path) -> None:
     report = tmp_path / "verdict.json"
     verdict = verify(
@@ -169,6 +172,7 @@ def test_html_instead_of_json_fails_the_wire_schema(tmp_path: Path) -> None:
     assert "text/html" in schema["message"]
 
 
+@pytest.mark.slow  # a full verification of a hostile connector process: the slow CI step
 def test_a_slow_connector_fails_wire_latency_and_is_not_killed(tmp_path: Path) -> None:
     report = tmp_path / "verdict.json"
     verdict = verify(
@@ -189,6 +193,7 @@ def test_a_slow_connector_fails_wire_latency_and_is_not_killed(tmp_path: Path) -
     assert "GET /v1/status took 3." in latency["message"]
 
 
+@pytest.mark.slow  # a full verification of a hostile connector process: the slow CI step
 def test_huge_answers_are_judged_in_bounded_memory(tmp_path: Path) -> None:
     report = tmp_path / "verdict.json"
     verdict = verify(
