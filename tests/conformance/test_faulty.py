@@ -211,8 +211,9 @@ DIALECT_SKIPS = {
     # LinkedIn's segment read shows PROCESSING before and after provisioning: no connection
     # can observe a provisioning segment
     "linkedin": {"WIRE-DELAY-HEADER", "CONNECT-NOT-READY"},
-    # Meta has no refresh grant (a token that expires is dead for good) and no provisioning
-    "meta": {"WIRE-DELAY-HEADER", "CONNECT-NOT-READY", "TOKEN-REFRESH", "TOKEN-INVALID-GRANT"},
+    # Meta has no refresh grant (a token that expires is dead for good: TOKEN-INVALID-GRANT
+    # judges that instead) and no provisioning
+    "meta": {"WIRE-DELAY-HEADER", "CONNECT-NOT-READY", "TOKEN-REFRESH"},
 }
 DIALECT_REFERENCES = {"linkedin": LinkedInReferenceConnector, "meta": MetaReferenceConnector}
 
