@@ -195,13 +195,42 @@ def _stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
 
 
 def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs. A zombie does not count: once the
+    group's leader (often ``/bin/sh -c``) is reaped, its children's parent is PID 1, and a
+    container's PID 1 reaps late or never, so ``killpg(pgid, 0)`` would keep answering for
+    a process that has ended (that wait was 1.4 to 1.8 s per connector stop here)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    running = _running_in_group(pgid)
+    return True if running is None else running
+
+
+def _running_in_group(pgid: int) -> bool | None:
+    """Whether ``/proc`` shows a process of group ``pgid`` that is not a zombie; None
+    where ``/proc`` cannot tell (not Linux)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    seen = False
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                line = stat.read()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        seen = True
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses
+        fields = line[line.rfind(b")") + 2 :].split()
+        if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False if seen else None
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
+import subprocess
 import sys
 import textwrap
 import threading
@@ -32,6 +34,7 @@ from harness.drivers import (
     load_connector,
 )
 from harness.drivers.base import NOT_HTTP, PROBE_TAG
+from harness.drivers.command import _group_alive
 from harness.generators import make_users
 from harness.platform import Platform
 from harness.sdk.settings import PluginSettings
@@ -728,6 +731,37 @@ def test_stop_ends_the_group_even_when_its_leader_already_exited(tmp_path: Path)
     with pytest.raises(ConnectorStartError, match="exited with code 5"):
         driver.start(ENV)
     assert not running(int(pid_file.read_text()))  # the shell's background child too
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs Linux's /proc")
+def test_a_group_of_zombies_is_not_alive() -> None:
+    """``stop`` waits while the group has a running process, not while it has a zombie
+    that nobody reaped yet (a container's PID 1 reaps orphans late or never; waiting for
+    them cost 1.4 to 1.8 s per connector stop)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert _group_alive(process.pid)
+        assert process.stdin is not None
+        process.stdin.close()  # it exits; not reaped yet, so a zombie of group pid
+        deadline = time.monotonic() + 30
+        while _proc_state(process.pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _proc_state(process.pid) == "Z"
+        os.killpg(process.pid, 0)  # the kernel still counts it in the group...
+        assert not _group_alive(process.pid)  # ...the driver does not
+    finally:
+        process.kill()
+        process.wait()
+    assert not _group_alive(process.pid)
+
+
+def _proc_state(pid: int) -> str:
+    line = Path(f"/proc/{pid}/stat").read_text()
+    return line[line.rfind(")") + 2 :].split()[0]
 
 
 def test_a_connector_printing_one_endless_line_keeps_a_bounded_tail() -> None:
