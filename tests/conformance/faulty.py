@@ -900,17 +900,27 @@ class ObjectsOnlyBatchContent(ReferenceConnector):
 # --------------------------------------------------------------------------- partner faults
 
 
-class _ClientFault(ReferenceConnector):
-    """The reference connector with its partner client of class ``client_class``."""
+class ClientSwap:
+    """A mixin for any reference connector (``class F(ClientSwap, SomeReference)``): the
+    partner client it builds gets class ``client_class``, a subclass of that reference's own
+    client with the fault."""
 
-    client_class: ClassVar[type[PartnerClient]] = PartnerClient
+    client_class: ClassVar[type[PartnerClient]]
 
     def partner_client(
         self, config: TechnicalConfig, credentials: PartnerCredentials, refresh_token: str | None
     ) -> PartnerClient:
-        client = super().partner_client(config, credentials, refresh_token)
+        client: PartnerClient = super().partner_client(  # type: ignore[misc]
+            config, credentials, refresh_token
+        )
         client.__class__ = self.client_class
         return client
+
+
+class _ClientFault(ClientSwap, ReferenceConnector):
+    """The reference connector with its partner client of class ``client_class``."""
+
+    client_class: ClassVar[type[PartnerClient]] = PartnerClient
 
 
 class _NeverRefreshingClient(PartnerClient):

@@ -17,16 +17,15 @@ import httpx
 from contracts.identifiers import UserEmailIdentifier
 from contracts.plugin_api import UserSegmentUpdateRequest
 from harness.reference import LinkedInReferenceConnector, MetaReferenceConnector
-from harness.reference.config import PartnerCredentials, TechnicalConfig
 from harness.reference.identifiers import MappedIdentifier
 from harness.reference.linkedin import LinkedInClient
 from harness.reference.meta import SCHEMA, MetaClient
 from harness.reference.partner_client import (
-    PartnerClient,
     PartnerError,
     PartnerUnavailable,
     UploadResult,
 )
+from tests.conformance.faulty import ClientSwap
 
 __all__ = [
     "ALL_DIALECT_FAULTS",
@@ -57,7 +56,7 @@ class _RetryAfterLinkedInClient(LinkedInClient):
         return error
 
 
-class LinkedInWaitsForRetryAfter(LinkedInReferenceConnector):
+class LinkedInWaitsForRetryAfter(ClientSwap, LinkedInReferenceConnector):
     """breaks: RATE-LIMIT — retries a 429 only after the ``Retry-After`` it names, as for most
     APIs; LinkedIn's 429 names none, so the connector takes it for a refusal and answers
     ``error`` instead of ``retry`` with a default delay.
@@ -66,26 +65,10 @@ class LinkedInWaitsForRetryAfter(LinkedInReferenceConnector):
     partner did not give, and the random lives see it too), CONNECT-TRANSIENT (a throttled
     connection answers error)."""
 
-    def partner_client(
-        self, config: TechnicalConfig, credentials: PartnerCredentials, refresh_token: str | None
-    ) -> PartnerClient:
-        client = super().partner_client(config, credentials, refresh_token)
-        client.__class__ = _RetryAfterLinkedInClient
-        return client
+    client_class = _RetryAfterLinkedInClient
 
 
 # --------------------------------------------------------------------------- Meta
-
-
-class _MetaClientFault(MetaReferenceConnector):
-    client_class: type[MetaClient] = MetaClient
-
-    def partner_client(
-        self, config: TechnicalConfig, credentials: PartnerCredentials, refresh_token: str | None
-    ) -> PartnerClient:
-        client = super().partner_client(config, credentials, refresh_token)
-        client.__class__ = self.client_class
-        return client
 
 
 class _RetryingMetaClient(MetaClient):
@@ -97,7 +80,7 @@ class _RetryingMetaClient(MetaClient):
         return error
 
 
-class MetaRetriesDeadToken(_MetaClientFault):
+class MetaRetriesDeadToken(ClientSwap, MetaReferenceConnector):
     """breaks: TOKEN-INVALID-GRANT — reads Meta's code 190 (the token expired or was
     revoked: Meta has no refresh grant, only a new login helps) as a transient failure and
     answers ``RETRY``, so the platform retries an upload that can never succeed.
@@ -117,7 +100,7 @@ class _ReceivedMetaClient(MetaClient):
         return result
 
 
-class MetaCountsReceivedAsSuccess(_MetaClientFault):
+class MetaCountsReceivedAsSuccess(ClientSwap, MetaReferenceConnector):
     """breaks: PARTIAL-FAILURE — counts Meta's ``num_received`` as the rows that succeeded,
     ignoring ``num_invalid_entries``: rows Meta refused are reported as success.
 

@@ -11,7 +11,7 @@ from harness.generators import make_users
 from harness.platform import Platform
 from harness.reference import MetaReferenceConnector
 from harness.reference.meta import SCHEMA, invalid_row_reason
-from harness.simulator import Feed
+from harness.simulator import BatchRecord, Feed
 from harness.strategies import maid
 from harness.users import SimUser, email_hash
 
@@ -126,14 +126,21 @@ def test_throttling_answers_retry_with_at_least_the_minutes_meta_asks() -> None:
         assert feed.partner_membership() == feed.expected_membership()
 
 
+def _batch_refused_on_expiry(platform: Platform) -> BatchRecord:
+    """On a ``token-expiry-mid-upload`` platform: a ready feed, one batch delivered, then the
+    batch the expired token refuses (an ``ERROR``), returned."""
+    feed = _ready_feed(platform)
+    feed.upsert(make_users(5, seed=1))
+    feed.flush()
+    feed.upsert(make_users(5, seed=2))
+    (batch,) = feed.flush()
+    assert batch.outcome == "ERROR"
+    return batch
+
+
 def test_an_expired_token_is_an_error_saying_reauthenticate_and_is_not_retried() -> None:
     with _platform("token-expiry-mid-upload") as platform:
-        feed = _ready_feed(platform)
-        feed.upsert(make_users(5, seed=1))
-        feed.flush()
-        feed.upsert(make_users(5, seed=2))
-        (batch,) = feed.flush()
-        assert batch.outcome == "ERROR"
+        batch = _batch_refused_on_expiry(platform)
         assert len(batch.attempts) == 1
         body = _batch_bodies(platform)[-1]
         assert "re-authentication is needed" in body["message"]
@@ -179,12 +186,7 @@ def test_reauthenticate_gives_the_connector_a_working_token_again() -> None:
     """After an expiry (dead for good on Meta), ``Platform.reauthenticate`` is the operator's
     new login: a fresh access token in the gateway's credentials, and a new feed works."""
     with _platform("token-expiry-mid-upload") as platform:
-        feed = _ready_feed(platform)
-        feed.upsert(make_users(5, seed=1))
-        feed.flush()
-        feed.upsert(make_users(5, seed=2))
-        (batch,) = feed.flush()
-        assert batch.outcome == "ERROR"
+        _batch_refused_on_expiry(platform)
         before = json.loads(platform.gateway.configuration_file("credentials") or b"")
         platform.reauthenticate()
         after = json.loads(platform.gateway.configuration_file("credentials") or b"")
