@@ -181,6 +181,7 @@ def _sweep(
             deadline=args.deadline if args.deadline is not None else DEFAULT_DEADLINE,
             strict=args.strict,
             progress=progress,
+            partner=args.partner,
         )
     report = result.representative()
     code = result.exit_code

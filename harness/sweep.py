@@ -236,6 +236,7 @@ class _Job:
     call_timeout: float | None
     deadline: float | None
     strict: bool
+    partner: str | None = None
 
 
 def _run_seed(job: _Job) -> SeedRun:
@@ -256,6 +257,7 @@ def _run_seed(job: _Job) -> SeedRun:
             profile=job.profile,
             call_timeout=job.call_timeout,
             deadline=job.deadline,
+            partner=job.partner,
         )
     except ConnectorLostError as exc:
         return SeedRun(job.seed, exc.report, 3, f"the connector was lost: {exc}")
@@ -319,16 +321,18 @@ def _worker_init() -> None:
         signal.signal(sig, stop)
 
 
-def _check_request(clauses: Sequence[str] | None, scenario: str | None, profile: str) -> None:
+def _check_request(
+    clauses: Sequence[str] | None, scenario: str | None, profile: str, partner: str | None
+) -> None:
     """Usage and scenario errors once, here, before any worker starts (they raise)."""
     from fake_partner import load_scenario
     from harness.clauses.registry import select_clauses
+    from harness.dialects import resolve_dialect
     from harness.profiles import check_profile
 
     check_profile(profile)
     select_clauses(clauses)
-    if scenario is not None:
-        load_scenario(scenario)
+    resolve_dialect(partner, load_scenario(scenario) if scenario is not None else None)
 
 
 def sweep(
@@ -343,9 +347,11 @@ def sweep(
     deadline: float | None = None,
     strict: bool = False,
     progress: Callable[[str], None] | None = None,
+    partner: str | None = None,
 ) -> Sweep:
     """Verify ``target`` once per seed, ``jobs`` at a time (default: the number of cores;
-    1 runs in this process). ``progress`` gets ``seed 3/50 done: 2 failed`` as each seed
+    1 runs in this process), each against the partner dialect ``partner`` as ``verify``
+    takes it. ``progress`` gets ``seed 3/50 done: 2 failed`` as each seed
     ends. Usage errors raise before anything runs (as ``verify`` raises them)."""
     if not seeds:
         raise VerifyUsageError(f"--seeds names no seed: use {SEEDS_FORMS}")
@@ -358,7 +364,7 @@ def sweep(
             "two verifications at once; use -j 1 (a --url sweep runs serially) or --cmd, "
             "which starts a connector per worker"
         )
-    _check_request(clauses, scenario, profile)
+    _check_request(clauses, scenario, profile, partner)
     say = progress if progress is not None else (lambda _text: None)
     workers = min(jobs, len(seeds))
     jobs_list = [
@@ -371,6 +377,7 @@ def sweep(
             call_timeout,
             deadline,
             strict,
+            partner,
         )
         for seed in seeds
     ]

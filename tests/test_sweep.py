@@ -97,6 +97,28 @@ def test_an_unknown_clause_is_refused_before_any_worker_starts() -> None:
         sweep(make_target(), [0, 1], jobs=2, clauses=["NO-SUCH-CLAUSE"])
 
 
+def test_an_unknown_partner_is_refused_before_any_worker_starts() -> None:
+    with pytest.raises(VerifyUsageError, match="not a partner dialect"):
+        sweep(make_target(), [0, 1], jobs=2, partner="nowhere")
+
+
+def test_a_sweep_speaks_the_partner_it_is_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--seeds`` with ``--partner``: every seed's verification is against that dialect
+    (the sweep once dropped it: the LinkedIn reference then failed 11 clauses against the
+    generic partner on every seed)."""
+    path = tmp_path / "verdict.json"
+    connector = "harness.reference:LinkedInReferenceConnector"
+    args = ["--seeds", "0", "-j", "1", "--partner", "linkedin", "--connector", connector]
+    code = main(["verify", *args, "--clauses", "CREATE-*", "--json", str(path)])
+    out = capsys.readouterr().out
+    assert code == EXIT_OK, out
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    assert document["partner"] == "linkedin"
+    assert all(c["outcome"] == "passed" for c in document["clauses"]), document["clauses"]
+
+
 def _cli_sweep(tmp_path: Path, jobs: str) -> tuple[int, dict[str, Any], str]:
     """``feed-harness verify --seeds 0..1 -j JOBS --profile ci`` in a process of its own,
     as a user runs it. ``ci``: the stateful run's hypothesis search is derandomized, so one
