@@ -6,15 +6,16 @@ thread on a socket bound before the thread starts, so the port is known and noth
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fake_partner.inbound import UnreadableRequestError, check_request
-from fake_partner.server import JsonErrorH11Protocol, RequestLog, ServeError, listen
+from fake_partner.server import JsonErrorH11Protocol, RequestLog, ServeError, _no_op, listen
 from fake_partner.server import serve_asgi as uvicorn_thread
 from harness.gateway.bodies import GatewayHttpError, error_answer
 from harness.gateway.core import Gateway
@@ -32,6 +33,8 @@ class ServedApp:
 
     host: str
     port: int
+    stop_soon: Callable[[], None] = field(default=_no_op, compare=False, repr=False, kw_only=True)
+    """Begin the server's shutdown now (the serving block's end waits for it)."""
 
     @property
     def base_url(self) -> str:
@@ -102,8 +105,8 @@ def serve_asgi(
     except OSError as exc:
         raise ServeError(f"cannot listen on {host}:{port} ({exc}): pick a free port or 0") from None
     served = ServedApp(host, sock.getsockname()[1])
-    with uvicorn_thread(app, sock, http=JsonErrorH11Protocol, log=log):  # SDK-shaped 400s
-        yield served
+    with uvicorn_thread(app, sock, http=JsonErrorH11Protocol, log=log) as stop_soon:  # SDK 400s
+        yield dataclasses.replace(served, stop_soon=stop_soon)
 
 
 @contextmanager
@@ -113,7 +116,7 @@ def serve_gateway(
     """Serve ``gateway`` on ``host:port`` (0: a free port) until the block ends (each
     request logged to ``log`` when given)."""
     with serve_asgi(asgi_app(gateway.handle), host, port, log=log) as served:
-        yield ServedGateway(served.host, served.port, gateway)
+        yield ServedGateway(served.host, served.port, gateway, stop_soon=served.stop_soon)
 
 
 class _DisconnectedError(Exception):

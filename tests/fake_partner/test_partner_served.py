@@ -171,3 +171,23 @@ def test_asgi_app_without_our_server_fails_loudly_on_drop() -> None:
 
     assert asyncio.run(run()) == (201, ConnectionDroppedError)
     assert partner.ledger.entries[-1].dropped
+
+
+def test_stop_soon_begins_the_shutdown_and_the_block_still_waits_for_it() -> None:
+    """``stop_soon()`` (what a platform with several servers calls on all of them first)
+    makes the server stop taking connections without the block having ended; the block's
+    end then returns with the server gone."""
+    with serve(Partner(Scenario())) as running, httpx.Client(base_url=running.base_url) as client:
+        assert client.get("/v1/health").status_code < 500
+        running.stop_soon()
+        refused = False
+        for _ in range(400):  # at most ~20 s: uvicorn's shutdown takes a few ticks
+            try:
+                httpx.get(f"{running.base_url}/v1/health", timeout=1)
+            except httpx.TransportError:
+                refused = True
+                break
+            threading.Event().wait(0.05)
+        assert refused, "the server still took connections after stop_soon()"
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{running.base_url}/v1/health", timeout=1)
