@@ -50,7 +50,7 @@ def test_ci_runs_the_node_example_after_the_readme_command() -> None:
     tests = ci_lines.index(_readme_commands()[1])
     npm = next(i for i, line in enumerate(ci_lines) if "npm ci" in line)
     assert "examples/node-connector" in ci_lines[npm]
-    node = ci_lines.index(".venv/bin/python -m pytest -m node -q")
+    node = ci_lines.index(".venv/bin/python -m pytest -m node -q -n auto")
     assert tests < npm < node
 
 
