@@ -105,6 +105,12 @@ def _verify(args: argparse.Namespace) -> int:
         )
         if path is not None
     ]
+    if args.jobs is not None and args.seeds is None:
+        return _usage(
+            f"-j {args.jobs} without --seeds: -j sets how many seeds of a sweep are verified "
+            "at once; one verification runs its runs one after another. Add --seeds "
+            "(e.g. --seeds 0..9) or drop -j"
+        )
     for option, path, _ in outputs:
         if not Path(path).parent.is_dir():
             return _usage(f"{option} {path}: directory {str(Path(path).parent)!r} does not exist")

@@ -69,6 +69,14 @@ def test_seed_and_seeds_together_are_a_usage_error(capsys: pytest.CaptureFixture
     assert "not allowed with argument" in capsys.readouterr().err
 
 
+def test_jobs_without_seeds_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """``-j`` sets a sweep's workers; alone it would be silently ignored."""
+    assert main(["verify", "-j", "2"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "-j 2 without --seeds" in err
+    assert "--seeds 0..9" in err
+
+
 @pytest.mark.parametrize("jobs", ["0", "-2", "x"])
 def test_jobs_must_be_a_positive_number(capsys: pytest.CaptureFixture[str], jobs: str) -> None:
     with pytest.raises(SystemExit) as exited:
