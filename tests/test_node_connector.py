@@ -13,6 +13,10 @@ once per lockfile and Node version into a cache (``$FEED_HARNESS_NODE_CACHE``, d
 0.28.2 serves creation, connection, user_segment_update, batch_update and troubleshoot; its
 authentication routes do not exist (HTML 404), so their clauses must come out skipped
 (NOT-IMPLEMENTED-OK), never failed. Every other clause must pass.
+
+``linkedin.js`` is the same connector speaking LinkedIn's DMP segment API, verified against
+the fake partner's LinkedIn face (``partner="linkedin"``) with the same expectations, plus
+the clause that face cannot exercise (``CONNECT-NOT-READY``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -38,15 +43,22 @@ pytestmark = pytest.mark.node
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "node-connector"
 SDK_PACKAGE = "@mediarithmics/plugins-nodejs-sdk"
 SDK_VERSION = "0.28.2"
-SOURCES = ("index.js", "src", "package.json", "package-lock.json")
+SOURCES = ("index.js", "linkedin.js", "src", "package.json", "package-lock.json")
 AUTH_CLAUSES = ("AUTH-STATUS", "AUTH-STATE-TAMPER", "AUTH-ROUNDTRIP", "DYNAMIC-PROPERTIES")
 """Clauses of routes 0.28.2 does not have (authentication 0.30+): skipped, not failed."""
 ABSENT_ROUTES = ("authentication_status", "dynamic_property_values", "logout")
 """Optional routes the ``auth`` run calls whatever the answers (``authentication`` only follows a
 login URL): NOT-IMPLEMENTED-OK must see them absent."""
-NOT_EXERCISED = ("WIRE-DELAY-HEADER",)
+NOT_EXERCISED = {"WIRE-DELAY-HEADER": "not exercised"}
 """Clauses a batched connector gives nothing to judge (no ``next_msg_delay_in_ms`` in a body):
-skipped as not exercised, like the reference connector's."""
+skipped as not exercised, like the reference connector's (with how the message starts)."""
+LINKEDIN_NOT_OBSERVABLE = {
+    "CONNECT-NOT-READY": "no connection call met a provisioning partner segment"
+}
+"""Clauses the LinkedIn face gives nothing to judge: its segment read shows ``PROCESSING``
+before and after provisioning, so no connection can observe a provisioning segment (the
+Python LinkedIn reference gets the same skip: ``DIALECT_SKIPS`` in
+``tests/conformance/test_faulty.py``)."""
 NPM_TIMEOUT = 600
 
 
@@ -171,13 +183,11 @@ def test_lockfile_pins_the_published_sdk(connector_dir: Path) -> None:
     assert json.loads(installed.read_text())["version"] == SDK_VERSION
 
 
-def test_node_connector_verifies(connector_dir: Path) -> None:
-    """Every clause passes but the authentication ones, which are skipped (routes absent:
-    404), never failed, and WIRE-DELAY-HEADER, skipped as not exercised; NOT-IMPLEMENTED-OK
-    sees those routes as absent."""
-    started = time.perf_counter()
-    report = verify(make_target(cmd=_command(connector_dir / "index.js")))
-    print(f"verify: {time.perf_counter() - started:.1f}s, {report.summary}")
+def _check_verdict(report: Report, skips: Mapping[str, str], partner: str) -> None:
+    """Every clause passed but the authentication ones, skipped (routes absent: 404), never
+    failed, and those of ``skips``, skipped with a message starting as given;
+    NOT-IMPLEMENTED-OK saw the absent routes as absent."""
+    assert report.partner == partner, report.partner
     outcomes = _outcomes(report)
     assert set(AUTH_CLAUSES) <= outcomes.keys()
     for clause_id, (outcome, message, _) in outcomes.items():
@@ -186,9 +196,9 @@ def test_node_connector_verifies(connector_dir: Path) -> None:
     not_passed = {
         clause_id: f"{outcome}: {message} (reproduce: {reproduce})"
         for clause_id, (outcome, message, reproduce) in outcomes.items()
-        if clause_id not in (*AUTH_CLAUSES, *NOT_EXERCISED) and outcome != "passed"
+        if clause_id not in (*AUTH_CLAUSES, *skips) and outcome != "passed"
     }
-    assert not not_passed, "clauses SDK 0.28.2 serves did not pass:\n" + "\n".join(
+    assert not not_passed, f"clauses SDK 0.28.2 serves did not pass on {partner}:\n" + "\n".join(
         f"{clause_id}: {why}" for clause_id, why in not_passed.items()
     )
     for clause_id in AUTH_CLAUSES:
@@ -196,14 +206,34 @@ def test_node_connector_verifies(connector_dir: Path) -> None:
         assert outcome == "skipped", f"{clause_id} {outcome}: {message}"
         assert message.startswith("not implemented by the connector"), message
         assert "answered 404" in message, message
-    for clause_id in NOT_EXERCISED:
+    for clause_id, why in skips.items():
         outcome, message, _ = outcomes[clause_id]
         assert outcome == "skipped", f"{clause_id} {outcome}: {message}"
-        assert message.startswith("not exercised"), message
+        assert message.startswith(why), message
     _, message, _ = outcomes["NOT-IMPLEMENTED-OK"]
     kinds = dict(part.split(": ", 1) for part in message.split(", ") if ": " in part)
     for route in ABSENT_ROUTES:
         assert kinds.get(route) == "absent", f"{route}: {message}"
+
+
+def test_node_connector_verifies(connector_dir: Path) -> None:
+    """Every clause passes but the authentication ones, which are skipped (routes absent:
+    404), never failed, and WIRE-DELAY-HEADER, skipped as not exercised; NOT-IMPLEMENTED-OK
+    sees those routes as absent."""
+    started = time.perf_counter()
+    report = verify(make_target(cmd=_command(connector_dir / "index.js")))
+    print(f"verify: {time.perf_counter() - started:.1f}s, {report.summary}")
+    _check_verdict(report, NOT_EXERCISED, "generic")
+
+
+def test_node_linkedin_connector_verifies(connector_dir: Path) -> None:
+    """The LinkedIn variant against the LinkedIn face, configured by ``technical_config``
+    alone: as the generic one, and CONNECT-NOT-READY is skipped too (LinkedIn's segment read
+    never shows a provisioning segment)."""
+    started = time.perf_counter()
+    report = verify(make_target(cmd=_command(connector_dir / "linkedin.js")), partner="linkedin")
+    print(f"verify: {time.perf_counter() - started:.1f}s, {report.summary}")
+    _check_verdict(report, {**NOT_EXERCISED, **LINKEDIN_NOT_OBSERVABLE}, "linkedin")
 
 
 def test_bare_sdk_answers_an_empty_body_with_an_html_500(connector_dir: Path) -> None:

@@ -112,9 +112,14 @@ class PartnerAudienceFeed extends core.BatchedAudienceFeedConnectorBasePlugin {
 
   // ---------------------------------------------------------------- configuration
 
+  /** What a configuration file should hold, for the messages that name it. */
+  fileHint(name) {
+    return FILE_HINTS[name] || 'a JSON object';
+  }
+
   /** A configuration file from the gateway, parsed as a JSON object; ConfigError naming it. */
   async loadJsonFile(name) {
-    const hint = FILE_HINTS[name] || 'a JSON object';
+    const hint = this.fileHint(name);
     let raw;
     try {
       raw = await this.fetchConfigurationFile(name);
@@ -137,21 +142,36 @@ class PartnerAudienceFeed extends core.BatchedAudienceFeedConnectorBasePlugin {
     return payload;
   }
 
+  /** The defaults of `partner_api_version` and `max_operations_per_request` (also its maximum). */
+  technicalDefaults() {
+    return { partnerApiVersion: 'v1', maxOperationsPerRequest: MAX_OPERATIONS_PER_REQUEST };
+  }
+
+  /** More keys of `technical_config` a partner variant reads (`invalid(field, why)` makes the
+   * ConfigError); merged into the config. */
+  extraTechnicalConfig(_file, _invalid) {
+    return {};
+  }
+
   async technicalConfig() {
     const file = await this.loadJsonFile(TECHNICAL_CONFIG_FILE);
     const invalid = (field, why) =>
       new ConfigError(
-        `configuration file '${TECHNICAL_CONFIG_FILE}' is invalid: field '${field}': ${why}; expected ${FILE_HINTS[TECHNICAL_CONFIG_FILE]}`,
+        `configuration file '${TECHNICAL_CONFIG_FILE}' is invalid: field '${field}': ${why}; expected ${this.fileHint(TECHNICAL_CONFIG_FILE)}`,
       );
+    const defaults = this.technicalDefaults();
     const endpoint = file.partner_endpoint;
     if (typeof endpoint !== 'string' || !/^https?:\/\//.test(endpoint)) {
       throw invalid('partner_endpoint', 'must be an http(s) base URL such as https://partner.test');
     }
-    const version = file.partner_api_version === undefined ? 'v1' : file.partner_api_version;
-    if (typeof version !== 'string') throw invalid('partner_api_version', 'must be a string such as "v1"');
-    const maxOps = file.max_operations_per_request === undefined ? MAX_OPERATIONS_PER_REQUEST : file.max_operations_per_request;
-    if (!Number.isInteger(maxOps) || maxOps < 1 || maxOps > MAX_OPERATIONS_PER_REQUEST) {
-      throw invalid('max_operations_per_request', `must be an integer from 1 to ${MAX_OPERATIONS_PER_REQUEST}`);
+    const version = file.partner_api_version === undefined ? defaults.partnerApiVersion : file.partner_api_version;
+    if (typeof version !== 'string') {
+      throw invalid('partner_api_version', `must be a string such as "${defaults.partnerApiVersion}"`);
+    }
+    const maxOpsLimit = defaults.maxOperationsPerRequest;
+    const maxOps = file.max_operations_per_request === undefined ? maxOpsLimit : file.max_operations_per_request;
+    if (!Number.isInteger(maxOps) || maxOps < 1 || maxOps > maxOpsLimit) {
+      throw invalid('max_operations_per_request', `must be an integer from 1 to ${maxOpsLimit}`);
     }
     const maxBytes = file.max_body_bytes_per_request === undefined ? MAX_BODY_BYTES : file.max_body_bytes_per_request;
     if (!Number.isInteger(maxBytes) || maxBytes < 1) {
@@ -162,6 +182,7 @@ class PartnerAudienceFeed extends core.BatchedAudienceFeedConnectorBasePlugin {
       partnerApiVersion: version,
       maxOperationsPerRequest: maxOps,
       maxBodyBytesPerRequest: maxBytes,
+      ...this.extraTechnicalConfig(file, invalid),
     };
   }
 
@@ -170,7 +191,7 @@ class PartnerAudienceFeed extends core.BatchedAudienceFeedConnectorBasePlugin {
     for (const field of ['client_id', 'client_secret']) {
       if (typeof file[field] !== 'string' || !file[field]) {
         throw new ConfigError(
-          `configuration file '${CREDENTIALS_FILE}' is invalid: field '${field}' is missing or empty; expected ${FILE_HINTS[CREDENTIALS_FILE]}`,
+          `configuration file '${CREDENTIALS_FILE}' is invalid: field '${field}' is missing or empty; expected ${this.fileHint(CREDENTIALS_FILE)}`,
         );
       }
     }
@@ -182,13 +203,20 @@ class PartnerAudienceFeed extends core.BatchedAudienceFeedConnectorBasePlugin {
     return { clientId: file.client_id, clientSecret: file.client_secret, refreshToken: file.refresh_token };
   }
 
-  partnerClient(config, credentials) {
+  /** The token session of (endpoint, client id, refresh token), shared by every feed. */
+  tokenSession(config, credentials) {
     const key = `${config.partnerEndpoint}\u0000${credentials.clientId}\u0000${credentials.refreshToken}`;
     let session = this.sessions.get(key);
     if (!session) {
       session = new TokenSession(credentials.refreshToken);
       this.sessions.set(key, session);
     }
+    return session;
+  }
+
+  /** The partner client of a feed: its calls throw PartnerError and its subclasses. */
+  partnerClient(config, credentials) {
+    const session = this.tokenSession(config, credentials);
     return new PartnerClient({
       endpoint: config.partnerEndpoint,
       oauth: { clientId: credentials.clientId, clientSecret: credentials.clientSecret },
@@ -214,12 +242,8 @@ class PartnerAudienceFeed extends core.BatchedAudienceFeedConnectorBasePlugin {
       );
     }
     const selection = selectionFrom(base.feed.selected_identifying_resources);
-    if (selection.empty) {
-      throw new ConfigError(
-        `feed ${feedId}: selected_identifying_resources selects no identifying resource this connector can send: ` +
-          'select USER_EMAIL, USER_DEVICE_POINT (or USER_DEVICE_TECHNICAL_ID of MOBILE_ADVERTISING_ID) or USER_ACCOUNT',
-      );
-    }
+    const problem = this.selectionProblem(feedId, selection);
+    if (problem) throw new ConfigError(problem);
     const config = await this.technicalConfig();
     const credentials = await this.partnerCredentials();
     return {
@@ -232,6 +256,42 @@ class PartnerAudienceFeed extends core.BatchedAudienceFeedConnectorBasePlugin {
       partner: this.partnerClient(config, credentials),
       groupingKey: `${segment.id}_${base.feed.id}`,
     };
+  }
+
+  /** Why the feed's selection gives the partner nothing (the creation error), or null. */
+  selectionProblem(feedId, selection) {
+    if (!selection.empty) return null;
+    return (
+      `feed ${feedId}: selected_identifying_resources selects no identifying resource this connector can send: ` +
+      'select USER_EMAIL, USER_DEVICE_POINT (or USER_DEVICE_TECHNICAL_ID of MOBILE_ADVERTISING_ID) or USER_ACCOUNT'
+    );
+  }
+
+  // ---------------------------------------------------------------- partner shapes
+
+  /** The user's identifiers the feed selects and the partner takes: [{type, value, source}]. */
+  eligibleIdentifiers(request, ctx) {
+    return mapIdentifiers(request.user_identifiers, ctx.selection);
+  }
+
+  /** The partner operations of one user's update (the batch items' content). */
+  operationsFor(operation, mapped) {
+    return operationsFor(operation, mapped);
+  }
+
+  /** Why a batch item must not be sent to the partner, or null. */
+  invalidOperationReason(operation) {
+    return invalidOperationReason(operation);
+  }
+
+  /** The partner account that holds `segment` as the partner shows it (null: not shown). */
+  segmentAccount(segment) {
+    return segment.account_id === undefined ? null : segment.account_id;
+  }
+
+  /** The segment's match rate as the partner shows it (null before processing). */
+  matchRate(segment) {
+    return segment.match_rate === undefined ? null : segment.match_rate;
   }
 
   // ---------------------------------------------------------------- creation, connection
@@ -254,8 +314,8 @@ class PartnerAudienceFeed extends core.BatchedAudienceFeedConnectorBasePlugin {
           err,
         );
       }
-      const owner = segment.account_id;
-      if (owner !== undefined && owner !== null && owner !== ctx.partnerAccountId) {
+      const owner = this.segmentAccount(segment);
+      if (owner !== null && owner !== ctx.partnerAccountId) {
         return {
           status: 'error',
           message: `${PARTNER_SEGMENT_ID} ${segmentId} belongs to partner account ${owner}, not to ${ctx.partnerAccountId}: fix one of the two properties`,
@@ -336,7 +396,7 @@ class PartnerAudienceFeed extends core.BatchedAudienceFeedConnectorBasePlugin {
 
   /** One BATCH_DELIVERY item per user (per 10 identifiers), one stat per identifier. */
   async onUserSegmentUpdate(request, ctx) {
-    const mapped = mapIdentifiers(request.user_identifiers, ctx.selection);
+    const mapped = this.eligibleIdentifiers(request, ctx);
     if (!mapped.length) {
       return {
         status: 'no_eligible_identifier',
@@ -345,7 +405,7 @@ class PartnerAudienceFeed extends core.BatchedAudienceFeedConnectorBasePlugin {
     }
     return {
       status: 'ok',
-      data: operationsFor(request.operation, mapped).map((operation) => ({
+      data: this.operationsFor(request.operation, mapped).map((operation) => ({
         type: 'BATCH_DELIVERY',
         content: operation,
         grouping_key: ctx.groupingKey,
@@ -372,7 +432,7 @@ class PartnerAudienceFeed extends core.BatchedAudienceFeedConnectorBasePlugin {
     const refused = new Map();
     for (const item of content) {
       const operation = decodeContent(item);
-      const reason = invalidOperationReason(operation);
+      const reason = this.invalidOperationReason(operation);
       if (reason === null) operations.push(operation);
       else count(refused, reason);
     }
@@ -432,7 +492,7 @@ class PartnerAudienceFeed extends core.BatchedAudienceFeedConnectorBasePlugin {
       if (!(err instanceof PartnerError)) throw err;
       return { status: 'error', message: `partner segment ${segmentId}: ${err.message}` };
     }
-    const matchRate = segment.match_rate === undefined ? null : segment.match_rate;
+    const matchRate = this.matchRate(segment);
     return {
       status: 'ok',
       message: `partner segment ${segmentId} (${segment.status})`,
@@ -446,11 +506,11 @@ function creationError(message, err) {
   return { status: 'error', message: message + hint };
 }
 
-/** Serve the plugin on $PLUGIN_PORT (default 8080). */
-function main() {
+/** Serve the plugin (default: this generic one) on $PLUGIN_PORT (default 8080). */
+function main(Plugin = PartnerAudienceFeed) {
   // the SDK's GET /v1/metadata reads ./node_modules/@mediarithmics/plugins-nodejs-sdk/package.json
   process.chdir(__dirname);
-  const runner = new core.ProductionPluginRunner(new PartnerAudienceFeed());
+  const runner = new core.ProductionPluginRunner(new Plugin());
   runner.start();
   return runner;
 }

@@ -60,11 +60,24 @@ function maidValue(userAgentId) {
   return value || null;
 }
 
+/** The generic partner's types: the email hash, the advertising id, the user account id. */
+const GENERIC_TYPES = {
+  email: 'EMAIL_SHA256',
+  /** [type, value] of a MOBILE_ADVERTISING_ID's user_agent_id, or null: not sent. */
+  maid: (userAgentId) => {
+    const value = maidValue(userAgentId);
+    return value === null ? null : ['MAID', value];
+  },
+  account: 'PARTNER_USER_ID',
+};
+
 /**
  * The partner identifiers of one user, deduplicated, in the request's order:
  * [{type, value, source}] where `source` is the value the platform sent (for `stats`).
+ * `types` names the partner's type of each kind (GENERIC_TYPES by default; a null `account`
+ * means the partner takes no user account id).
  */
-function mapIdentifiers(identifiers, selection) {
+function mapIdentifiers(identifiers, selection, types = GENERIC_TYPES) {
   const found = new Map();
   const add = (type, value, source) => {
     const key = `${type}\u0000${value}`;
@@ -75,7 +88,7 @@ function mapIdentifiers(identifiers, selection) {
     if (identifier.type === 'USER_EMAIL') {
       if (selection.email && typeof identifier.hash === 'string') {
         const value = identifier.hash.trim().toLowerCase();
-        if (SHA256.test(value)) add('EMAIL_SHA256', value, identifier.hash);
+        if (SHA256.test(value)) add(types.email, value, identifier.hash);
       }
     } else if (identifier.type === 'USER_DEVICE_POINT') {
       if (!selection.maid) continue;
@@ -84,14 +97,14 @@ function mapIdentifiers(identifiers, selection) {
         if (!tech || tech.type !== 'MOBILE_ADVERTISING_ID') continue;
         const registries = selection.maidRegistries;
         if (registries && !registries.has(String(tech.registry_id))) continue;
-        const maid = maidValue(tech.user_agent_id);
-        if (maid !== null) add('MAID', maid, tech.user_agent_id);
+        const mapped = types.maid(tech.user_agent_id);
+        if (mapped !== null) add(mapped[0], mapped[1], tech.user_agent_id);
       }
-    } else if (identifier.type === 'USER_ACCOUNT' && selection.account) {
+    } else if (identifier.type === 'USER_ACCOUNT' && selection.account && types.account) {
       const compartments = selection.accountCompartments;
       if (compartments && !compartments.has(String(identifier.compartment_id))) continue;
       if (typeof identifier.user_account_id === 'string') {
-        add('PARTNER_USER_ID', identifier.user_account_id, identifier.user_account_id);
+        add(types.account, identifier.user_account_id, identifier.user_account_id);
       }
     }
   }
@@ -142,6 +155,8 @@ function invalidOperationReason(operation) {
 }
 
 module.exports = {
+  GENERIC_TYPES,
+  SHA256,
   decodeContent,
   invalidOperationReason,
   mapIdentifiers,

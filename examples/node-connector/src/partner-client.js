@@ -180,9 +180,19 @@ class PartnerClient {
     return session.accessToken;
   }
 
+  /** The URL of an API path (`/segments/...`): under the version, `/v1/segments/...`. */
+  apiUrl(path) {
+    return `${this.endpoint}/${this.apiVersion}${path}`;
+  }
+
+  /** The headers of every API call besides the body's. */
+  apiHeaders(token) {
+    return { Authorization: `Bearer ${token}`, Accept: 'application/json' };
+  }
+
   async jsonCall(method, path, body) {
     const session = this.requireSession();
-    const url = `${this.endpoint}/${this.apiVersion}${path}`;
+    const url = this.apiUrl(path);
     let token = await this.accessToken();
     let response = await this.send(method, url, token, body);
     if (response.status === 401 && REFRESHABLE_401.has(errorCode(response.json))) {
@@ -198,8 +208,8 @@ class PartnerClient {
     return response.json;
   }
 
-  async send(method, url, token, body) {
-    const headers = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
+  async send(method, url, token, body, extraHeaders) {
+    const headers = { ...this.apiHeaders(token), ...(extraHeaders || {}) };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     return this.fetchText(url, { method, headers, body }, `${method} ${new URL(url).pathname}`);
   }
@@ -229,27 +239,37 @@ class PartnerClient {
     return { status: response.status, statusText: response.statusText, headers: response.headers, text, json };
   }
 
+  /** The OAuth token endpoint's path. */
+  get tokenPath() {
+    return '/oauth/token';
+  }
+
   async tokenRequest(form) {
     const what = form.grant_type === 'refresh_token' ? 'refresh token' : 'authorization code';
     const data = new URLSearchParams({ ...form, client_id: this.oauth.clientId, client_secret: this.oauth.clientSecret });
+    const where = `POST ${this.tokenPath}`;
     const response = await this.fetchText(
-      `${this.endpoint}/oauth/token`,
-      { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: data.toString() },
-      'POST /oauth/token',
+      `${this.endpoint}${this.tokenPath}`,
+      {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+        body: data.toString(),
+      },
+      where,
     );
     if (response.status === 200) {
       const payload = response.json;
-      if (!payload || typeof payload.access_token !== 'string') {
-        throw new PartnerError(200, 'UNEXPECTED_ANSWER', 'the /oauth/token answer has no access_token');
+      if (!payload || typeof payload.access_token !== 'string' || !payload.access_token) {
+        throw new PartnerError(200, 'UNEXPECTED_ANSWER', `the ${this.tokenPath} answer has no access_token`);
       }
       return { accessToken: payload.access_token, expiresIn: Number(payload.expires_in) || 3600 };
     }
     const oauthError = oauthErrorCode(response.json);
     if (response.status >= 500) {
-      throw new PartnerUnavailable(response.status, oauthError || 'SERVER_ERROR', 'POST /oauth/token failed');
+      throw new PartnerUnavailable(response.status, oauthError || 'SERVER_ERROR', `${where} failed`);
     }
     if (response.status === 429) {
-      throw new PartnerError(429, oauthError || 'RATE_LIMITED', 'POST /oauth/token was rate limited', {
+      throw new PartnerError(429, oauthError || 'RATE_LIMITED', `${where} was rate limited`, {
         retryAfter: retryAfter(response.headers),
       });
     }
@@ -268,7 +288,7 @@ class PartnerClient {
         'the partner refused the OAuth client (invalid_client): check client_id and client_secret in the credentials configuration file',
       );
     }
-    throw new PartnerError(response.status, oauthError || 'OAUTH_ERROR', `POST /oauth/token for the ${what} failed`);
+    throw new PartnerError(response.status, oauthError || 'OAUTH_ERROR', `${where} for the ${what} failed`);
   }
 
   apiError(response) {
@@ -298,9 +318,14 @@ function seg(value) {
   return encodeURIComponent(value);
 }
 
-/** [start, stop) ranges of at most maxOperations operations within maxBytes. */
-function* chunks(encoded, maxOperations, maxBytes = MAX_BODY_BYTES) {
-  const overhead = Buffer.byteLength(BODY_HEAD) + Buffer.byteLength(BODY_TAIL);
+/** [start, stop) ranges of at most maxOperations operations within maxBytes, each range's
+ * items joined by commas inside `overhead` bytes of envelope (default: this API's body). */
+function* chunks(
+  encoded,
+  maxOperations,
+  maxBytes = MAX_BODY_BYTES,
+  overhead = Buffer.byteLength(BODY_HEAD) + Buffer.byteLength(BODY_TAIL),
+) {
   let start = 0;
   let size = overhead;
   for (let index = 0; index < encoded.length; index += 1) {
