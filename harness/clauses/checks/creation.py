@@ -392,7 +392,8 @@ def check_connect_not_ready(evidence: Evidence) -> Verdict:
                 )
     if not findings and checked == 0:
         return Verdict.skipped(
-            "no connection call met a provisioning partner segment (scenario without delay)"
+            "no connection call met a provisioning partner segment (the scenario gives no "
+            "provisioning delay, or the partner's segment read does not show one)"
         )
     return findings.verdict(f"{checked} not-ready connections answered 502")
 
