@@ -31,6 +31,7 @@ def test_no_module_imports_contracts_or_harness(module: Path) -> None:
 
 
 def test_every_public_name_is_the_one_its_module_defines() -> None:
+    assert sorted(fake_partner._ORIGIN) == sorted(fake_partner.__all__)
     for name in fake_partner.__all__:
         value = getattr(fake_partner, name)
         origin = importlib.import_module(f"fake_partner.{fake_partner._ORIGIN[name]}")

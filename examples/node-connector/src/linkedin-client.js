@@ -24,6 +24,7 @@ const {
   PartnerError,
   PartnerUnavailable,
   chunks,
+  seg,
 } = require('./partner-client');
 
 const DEFAULT_VERSION = '202601';
@@ -35,7 +36,6 @@ const TOKEN_PATH = '/oauth/v2/accessToken';
 const MAX_ELEMENTS_PER_REQUEST = 5000;
 /** Segments asked per page of the account finder. */
 const PAGE_COUNT = 100;
-const REFRESHABLE_401 = new Set(['EXPIRED_ACCESS_TOKEN', 'REVOKED_ACCESS_TOKEN', 'INVALID_ACCESS_TOKEN']);
 const BODY_HEAD = '{"elements":[';
 const BODY_TAIL = ']}';
 
@@ -99,13 +99,9 @@ class LinkedInClient extends PartnerClient {
     return { id, created: true };
   }
 
-  /** GET /rest/dmpSegments/{id} as LinkedIn shows it. */
-  async getSegment(segmentId) {
-    const payload = await this.jsonCall('GET', `/dmpSegments/${seg(segmentId)}`);
-    if (!payload || typeof payload !== 'object' || Array.isArray(payload)) {
-      throw new PartnerError(200, 'UNEXPECTED_ANSWER', 'the DMP segment answer is not an object');
-    }
-    return payload;
+  /** `/dmpSegments/{id}`: `getSegment` reads it as LinkedIn shows it. */
+  segmentPath(segmentId) {
+    return `/dmpSegments/${seg(segmentId)}`;
   }
 
   /** Every DMP segment of the account (the q=account finder, all pages), ids as text. */
@@ -148,7 +144,7 @@ class LinkedInClient extends PartnerClient {
   async uploadMembers(segmentId, elements) {
     const result = { total: elements.length, sent: 0, rejected: new Map(), failure: null };
     const encoded = elements.map((element) => JSON.stringify(element));
-    const path = `/dmpSegments/${seg(segmentId)}/users`;
+    const path = `${this.segmentPath(segmentId)}/users`;
     const overhead = Buffer.byteLength(BODY_HEAD) + Buffer.byteLength(BODY_TAIL);
     for (const [start, stop] of chunks(encoded, this.maxOperations, this.maxBodyBytes, overhead)) {
       const body = BODY_HEAD + encoded.slice(start, stop).join(',') + BODY_TAIL;
@@ -185,30 +181,10 @@ class LinkedInClient extends PartnerClient {
 
   // ---------------------------------------------------------------- transport
 
-  /** One API call with the session's access token; on a 401 saying the token is expired,
-   * revoked or invalid, refresh once and re-send once. A 2xx answer, else the error thrown. */
-  async call(method, path, { body, query, headers } = {}) {
-    const session = this.requireSession();
-    let url = this.apiUrl(path);
-    if (query) url += `?${new URLSearchParams(query).toString()}`;
-    let token = await this.accessToken();
-    let response = await this.send(method, url, token, body, headers);
-    if (response.status === 401 && REFRESHABLE_401.has(errorBody(response.json).code)) {
-      // refresh once (unless another call already did meanwhile) and re-send once
-      token = session.accessToken && session.accessToken !== token ? session.accessToken : await this.refresh();
-      response = await this.send(method, url, token, body, headers);
-    }
-    if (response.status < 200 || response.status >= 300) throw this.apiError(response);
-    return response;
-  }
-
-  async jsonCall(method, path, options) {
-    const response = await this.call(method, path, options);
-    if (!response.text) return null;
-    if (response.json === undefined) {
-      throw new PartnerError(response.status, 'NOT_JSON', `${method} ${path} answered a non-JSON body`);
-    }
-    return response.json;
+  /** LinkedIn's error code (`code` of its error body), which says when a 401 is a token to refresh. */
+  errorCode(response) {
+    const code = errorBody(response.json).code;
+    return typeof code === 'string' ? code : null;
   }
 
   /** `<base path><path>`: `/rest/dmpSegments/...`. */
@@ -235,10 +211,6 @@ class LinkedInClient extends PartnerClient {
     return new PartnerError(status, code, message);
   }
 
-}
-
-function seg(value) {
-  return encodeURIComponent(value);
 }
 
 /** The last path segment of a Location header (`/rest/dmpSegments/<id>`), or null. */

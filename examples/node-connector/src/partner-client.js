@@ -113,7 +113,7 @@ class PartnerClient {
     if (description) body.description = description;
     let payload;
     try {
-      payload = await this.jsonCall('POST', `/accounts/${seg(accountId)}/segments`, JSON.stringify(body));
+      payload = await this.jsonCall('POST', `/accounts/${seg(accountId)}/segments`, { body: JSON.stringify(body) });
     } catch (err) {
       const existing = existingSegmentId(err);
       if (existing === null) throw err;
@@ -124,9 +124,14 @@ class PartnerClient {
     return { id, created: true };
   }
 
-  /** GET /v1/segments/{id} (404 SEGMENT_NOT_READY while provisioning). */
+  /** The API path of a segment. */
+  segmentPath(segmentId) {
+    return `/segments/${seg(segmentId)}`;
+  }
+
+  /** GET the segment as the partner shows it (here 404 SEGMENT_NOT_READY while provisioning). */
   async getSegment(segmentId) {
-    const payload = await this.jsonCall('GET', `/segments/${seg(segmentId)}`);
+    const payload = await this.jsonCall('GET', this.segmentPath(segmentId));
     if (!payload || typeof payload !== 'object' || Array.isArray(payload)) {
       throw new PartnerError(200, 'UNEXPECTED_ANSWER', 'the segment answer is not an object');
     }
@@ -144,12 +149,12 @@ class PartnerClient {
   async uploadMembers(segmentId, operations) {
     const result = { total: operations.length, sent: 0, rejected: new Map(), failure: null };
     const encoded = operations.map((op) => JSON.stringify(op));
-    const path = `/segments/${seg(segmentId)}/members`;
+    const path = `${this.segmentPath(segmentId)}/members`;
     for (const [start, stop] of chunks(encoded, this.maxOperations, this.maxBodyBytes)) {
       const body = BODY_HEAD + encoded.slice(start, stop).join(',') + BODY_TAIL;
       let payload;
       try {
-        payload = await this.jsonCall('POST', path, body);
+        payload = await this.jsonCall('POST', path, { body });
       } catch (err) {
         if (!(err instanceof PartnerError)) throw err;
         result.failure = err;
@@ -190,17 +195,31 @@ class PartnerClient {
     return { Authorization: `Bearer ${token}`, Accept: 'application/json' };
   }
 
-  async jsonCall(method, path, body) {
+  /** The error code of an answer (null: none), in this API's error shape. */
+  errorCode(response) {
+    return errorCode(response.json);
+  }
+
+  /** One API call with the session's access token; on a 401 saying the token is expired,
+   * revoked or invalid, refresh once and re-send once. A 2xx answer, else the error thrown. */
+  async call(method, path, { body, query, headers } = {}) {
     const session = this.requireSession();
-    const url = this.apiUrl(path);
+    let url = this.apiUrl(path);
+    if (query) url += `?${new URLSearchParams(query).toString()}`;
     let token = await this.accessToken();
-    let response = await this.send(method, url, token, body);
-    if (response.status === 401 && REFRESHABLE_401.has(errorCode(response.json))) {
+    let response = await this.send(method, url, token, body, headers);
+    if (response.status === 401 && REFRESHABLE_401.has(this.errorCode(response))) {
       // refresh once (unless another call already did meanwhile) and re-send once
       token = session.accessToken && session.accessToken !== token ? session.accessToken : await this.refresh();
-      response = await this.send(method, url, token, body);
+      response = await this.send(method, url, token, body, headers);
     }
     if (response.status < 200 || response.status >= 300) throw this.apiError(response);
+    return response;
+  }
+
+  /** `call`, and the answer's JSON (null for an empty body). */
+  async jsonCall(method, path, options) {
+    const response = await this.call(method, path, options);
     if (!response.text) return null;
     if (response.json === undefined) {
       throw new PartnerError(response.status, 'NOT_JSON', `${method} ${path} answered a non-JSON body`);
@@ -401,4 +420,5 @@ module.exports = {
   ReauthenticationNeeded,
   TokenSession,
   chunks,
+  seg,
 };
