@@ -225,7 +225,7 @@ def ingest(members: int) -> dict[str, Any]:
     """10,000-operation uploads to the served partner until ``members`` members, each
     batch also sent to a minimal uvicorn app parsing the same body (interleaved)."""
     from fake_partner import Partner, serve
-    from fake_partner.server import listen, serve_asgi
+    from fake_partner.loopback import listen, serve_asgi
 
     partner = Partner()
     token = partner.seed_access_token(["acc-1"])
@@ -283,7 +283,7 @@ def keepalive(quick: bool) -> dict[str, Any]:
     """Two requests on one keep-alive connection (a POST with a body, then another):
     served partner and gateway against a minimal uvicorn app on the same kind of socket."""
     from fake_partner import Partner, serve
-    from fake_partner.server import serve_asgi
+    from fake_partner.loopback import serve_asgi
     from harness.gateway import Gateway, serve_gateway
 
     pairs = 20 if quick else 100

@@ -361,7 +361,7 @@ def _serve_connector(args: argparse.Namespace) -> int:
         app = load_connector(args.connector, settings)
     except ConnectorLoadError as exc:
         return _usage(str(exc), "serve-connector")
-    from fake_partner.server import (
+    from fake_partner.loopback import (
         JsonErrorH11Protocol,
         listen,
         on_stop_signals,
@@ -415,7 +415,8 @@ def request_log(name: str, stream: TextIO | None = None) -> Callable[[str], None
 
 def _serve(args: argparse.Namespace) -> int:
     from fake_partner import Partner, ScenarioError, load_scenario, serve
-    from fake_partner.server import clock_note, on_stop_signals, restore_signals
+    from fake_partner.loopback import on_stop_signals, restore_signals
+    from fake_partner.server import clock_note
     from harness.dialects import resolve_dialect
     from harness.drivers import free_port
     from harness.errors import VerifyUsageError

@@ -15,8 +15,8 @@ import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fake_partner.inbound import UnreadableRequestError, check_request
-from fake_partner.server import JsonErrorH11Protocol, RequestLog, ServeError, _no_op, listen
-from fake_partner.server import serve_asgi as uvicorn_thread
+from fake_partner.loopback import JsonErrorH11Protocol, RequestLog, ServeError, listen, no_op
+from fake_partner.loopback import serve_asgi as uvicorn_thread
 from harness.gateway.bodies import GatewayHttpError, error_answer
 from harness.gateway.core import Gateway
 
@@ -33,7 +33,7 @@ class ServedApp:
 
     host: str
     port: int
-    stop_soon: Callable[[], None] = field(default=_no_op, compare=False, repr=False, kw_only=True)
+    stop_soon: Callable[[], None] = field(default=no_op, compare=False, repr=False, kw_only=True)
     """Begin the server's shutdown now (the serving block's end waits for it)."""
 
     @property

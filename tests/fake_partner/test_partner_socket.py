@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from fake_partner.app import TRANSPORT_KEY
-from fake_partner.server import _DroppableH11Protocol, listen, serve_asgi
+from fake_partner.loopback import listen, serve_asgi
+from fake_partner.server import _DroppableH11Protocol
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
