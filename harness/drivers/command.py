@@ -11,8 +11,6 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 
-import httpx
-
 from harness.connector_log import ConnectorLog
 from harness.drivers.base import (
     _START_POLL_SECONDS,
@@ -20,6 +18,7 @@ from harness.drivers.base import (
     PlatformEnv,
 )
 from harness.drivers.bounds import Bounds
+from harness.drivers.http1 import HttpFailureError
 from harness.drivers.loopback import _HttpDriver, free_port
 from harness.redaction import MASK
 from harness.trace import FailureKind, Trace
@@ -141,7 +140,7 @@ class CommandDriver(_HttpDriver):
     def _tail(self) -> str:
         return self.output_tail()
 
-    def _failure_kind(self, exc: httpx.TransportError) -> tuple[FailureKind, str]:
+    def _failure_kind(self, exc: HttpFailureError) -> tuple[FailureKind, str]:
         kind, detail = super()._failure_kind(exc)
         gone = self._lost() if kind == "connection" else None
         return ("crash", gone) if gone is not None else (kind, detail)

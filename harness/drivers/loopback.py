@@ -3,14 +3,15 @@ readiness poll of ``GET /v1/status``, and free ports for processes that bind lat
 
 from __future__ import annotations
 
+import collections
 import random
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
+from harness import __version__
 from harness.drivers.base import (
     _JSON_HEADERS,
     _START_POLL_SECONDS,
@@ -18,21 +19,29 @@ from harness.drivers.base import (
     Answer,
     ConnectorStartError,
     _answer,
-    _describe,
     _RecordingDriver,
 )
 from harness.drivers.bounds import Bounds
+from harness.drivers.http1 import Http1Client, HttpFailureError
 from harness.trace import Exchange, FailureKind, Trace
 
-__all__ = ["free_port"]
+__all__ = ["ABANDONED", "free_port"]
+
+ABANDONED = "the start was abandoned: the verification no longer needs this connector"
+
+_USER_AGENT = f"feed-harness/{__version__}"
+_HEADERS = list(_JSON_HEADERS)
+_STATUS_BYTES = 64 * 1024
+"""Of a readiness poll's answer, read (only its status matters)."""
 
 
 class _HttpDriver(_RecordingDriver):
-    """Calls a connector over loopback HTTP with one keep-alive client.
+    """Calls a connector over loopback HTTP with one keep-alive connection
+    (:class:`~harness.drivers.http1.Http1Client`).
 
     An answer is streamed: its first ``bounds.max_body_bytes`` are kept and the rest only
     counted (up to ``max_read_factor`` times that), and the whole answer, not each read,
-    must come within about the call's timeout.
+    must come within the call's timeout.
     """
 
     def __init__(
@@ -40,73 +49,66 @@ class _HttpDriver(_RecordingDriver):
     ) -> None:
         super().__init__(trace, bounds)
         self.base_url = base_url.rstrip("/")
-        self._client: httpx.Client | None = None
+        self._client: Http1Client | None = None
+        self._abandoned = threading.Event()
 
-    def _http(self) -> httpx.Client:
+    def abandon(self) -> None:
+        """From another thread: give up a start in progress (``start`` raises
+        ``ConnectorStartError`` within a poll; the process is stopped as on any failed
+        start)."""
+        self._abandoned.set()
+        client = self._client
+        if client is not None:
+            client.interrupt()
+
+    def _http(self) -> Http1Client:
         if self._client is None:
-            self._client = httpx.Client(base_url=self.base_url, trust_env=False)
+            self._client = Http1Client(self.base_url, user_agent=_USER_AGENT)
         return self._client
 
-    def _failure_kind(self, exc: httpx.TransportError) -> tuple[FailureKind, str]:
-        if isinstance(exc, httpx.TimeoutException):
-            return "timeout", _describe(exc)
-        if isinstance(exc, httpx.RemoteProtocolError) and "without sending" not in str(exc):
+    def _failure_kind(self, exc: HttpFailureError) -> tuple[FailureKind, str]:
+        if exc.kind == "not-http":
             return (
                 "connection",
-                f"{NOT_HTTP}: the connector answered bytes that are not HTTP ({exc})",
+                f"{NOT_HTTP}: the connector answered bytes that are not HTTP ({exc.detail})",
             )
-        return "connection", _describe(exc)
+        return exc.kind, exc.detail
 
     def _send(
         self, method: str, path: str, payload: bytes, exchange: Exchange | None, timeout: float
     ) -> Answer:
         started = time.perf_counter()
-        headers = dict(_JSON_HEADERS) if payload else {}
+        keep = self.bounds.max_body_bytes
         try:
-            with self._http().stream(
-                method, path, content=payload or None, headers=headers, timeout=timeout
-            ) as response:
-                body, total, late = self._read_body(response, started + timeout)
-        except httpx.TransportError as exc:
+            reply = self._http().request(
+                method,
+                path,
+                payload,
+                _HEADERS if payload else None,
+                timeout=timeout,
+                keep=keep,
+                most=keep * self.bounds.max_read_factor,
+            )
+        except HttpFailureError as exc:
             kind, detail = self._failure_kind(exc)
             return _answer(exchange, None, (), b"", kind, detail, time.perf_counter() - started)
         elapsed = time.perf_counter() - started
-        if late:
+        if reply.late:
             detail = (
-                f"the answer {response.status_code} was still coming after {timeout:g} s "
-                f"({total} bytes so far)"
+                f"the answer {reply.status} was still coming after {timeout:g} s "
+                f"({reply.total} bytes so far)"
             )
             return _answer(exchange, None, (), b"", "timeout", detail, elapsed)
         return _answer(
             exchange,
-            response.status_code,
-            response.headers.multi_items(),
-            body,
+            reply.status,
+            reply.headers,
+            reply.body,
             None,
             "",
             elapsed,
-            total=total,
+            total=reply.total,
         )
-
-    def _read_body(self, response: httpx.Response, ends: float) -> tuple[bytes, int, bool]:
-        """The body's first bytes, its size, and whether it was still coming at ``ends``."""
-        keep = self.bounds.max_body_bytes
-        most = keep * self.bounds.max_read_factor
-        declared = response.headers.get("content-length", "")
-        size = int(declared) if declared.isdigit() else None
-        kept = bytearray()
-        total = 0
-        for chunk in response.iter_bytes():
-            total += len(chunk)
-            if len(kept) < keep:
-                kept += chunk[: keep - len(kept)]
-            if size is not None and size > keep and len(kept) >= keep:
-                return bytes(kept), max(size, total), False  # its size is known: stop here
-            if total > most:
-                break  # enough to say it is too large; the connection is dropped
-            if time.perf_counter() > ends:
-                return bytes(kept), total, True
-        return bytes(kept), total, False
 
     def _wait_ready(self, deadline: float, alive: Callable[[], str | None]) -> None:
         """Poll ``GET /v1/status`` until 200; ``alive`` returns why it cannot come, if so.
@@ -118,16 +120,20 @@ class _HttpDriver(_RecordingDriver):
             deadline = min(deadline, time.monotonic() + left)
         last = "no answer yet"
         while True:
+            if self._abandoned.is_set():
+                raise ConnectorStartError(ABANDONED)
             reason = alive()
             if reason is not None:
                 raise ConnectorStartError(reason, self._tail())
             wait = max(deadline - time.monotonic(), _START_POLL_SECONDS)
             try:
-                response = self._http().get("/v1/status", timeout=wait)
-                if response.status_code == 200:
+                reply = self._http().request(
+                    "GET", "/v1/status", timeout=wait, keep=_STATUS_BYTES, most=_STATUS_BYTES
+                )
+                if reply.status == 200:
                     return
-                last = f"GET /v1/status answered {response.status_code}"
-            except httpx.TransportError as exc:
+                last = f"GET /v1/status answered {reply.status}"
+            except HttpFailureError as exc:
                 last = self._failure_kind(exc)[1]
             if time.monotonic() >= deadline:
                 raise ConnectorStartError(
@@ -148,18 +154,14 @@ class _HttpDriver(_RecordingDriver):
             self._client = None
 
 
-def _garbage(exc: httpx.TransportError) -> bool:
-    """A protocol error on bytes the connector sent (not a connection dropped early)."""
-    text = str(exc)
-    return isinstance(exc, httpx.RemoteProtocolError) and not (
-        "without sending" in text or text.startswith("peer closed")
-    )
-
-
 _EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
 _QUIET_PORTS = range(20_000, 32_768)
 """Below Linux's default ephemeral range (32768-60999): ports the kernel does not hand to
 other processes' ``bind(0)`` and outgoing connections."""
+
+
+_HANDED_OUT: collections.deque[int] = collections.deque(maxlen=64)
+_HANDED_LOCK = threading.Lock()
 
 
 def free_port() -> int:
@@ -168,19 +170,34 @@ def free_port() -> int:
 
     The port is released before its user binds it, so it is drawn outside the kernel's
     ephemeral range, where another process's ``bind(0)`` cannot take it meanwhile; where
-    that range is unknown or overlaps, any free port will do.
+    that range is unknown or overlaps, any free port will do. The last ports handed out
+    are not handed out again: platforms started side by side (``verify --cmd`` starts the
+    next run's connector while a run plays) each get their own.
     """
     quiet = _QUIET_PORTS if _outside_ephemeral(_QUIET_PORTS) else range(0)
+    with _HANDED_LOCK:
+        port = _draw(quiet)
+        _HANDED_OUT.append(port)
+    return port
+
+
+def _draw(quiet: range) -> int:
     for port in random.sample(quiet, min(len(quiet), 50)):
+        if port in _HANDED_OUT:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            return port
+    return port
 
 
 def _outside_ephemeral(ports: range) -> bool:
