@@ -32,6 +32,7 @@ from harness.targets import Target, UrlTarget
 
 if TYPE_CHECKING:
     from fake_partner import Scenario
+    from harness.clauses.runs.ahead import RunsAhead
     from harness.trace import Exchange
 
 __all__ = [
@@ -209,6 +210,33 @@ def _run_all(
 ) -> _Outcome:
     """Execute the runs in order until one gives a reason to stop; the runs not run get
     that reason in ``run_errors``."""
+    from harness.clauses.runs.ahead import RunsAhead
+
+    # a connector process (--cmd) starts and stops around every run: the next runs'
+    # platforms start while one plays, and each stops behind it (the runs still play in turn)
+    if target.cmd is None:
+        return _run_in_turn(
+            specs, target, seed, scenario, bounds, evidence, run_errors, say, dialect, None
+        )
+    with RunsAhead(target, seed=seed, scenario=scenario, partner=dialect) as ahead:
+        return _run_in_turn(
+            specs, target, seed, scenario, bounds, evidence, run_errors, say, dialect, ahead
+        )
+
+
+def _run_in_turn(
+    specs: Sequence[RunSpec],
+    target: Target,
+    seed: int,
+    scenario: Scenario | None,
+    bounds: Bounds,
+    evidence: Evidence,
+    run_errors: dict[str, str],
+    say: Progress,
+    dialect: str,
+    ahead: RunsAhead | None,
+) -> _Outcome:
+    """``_run_all``'s loop; ``ahead`` executes the runs when given."""
     from harness.clauses import runs as run_module
     from harness.drivers import ConnectorLoadError, ConnectorStartError
     from harness.gateway import ServeError
@@ -223,9 +251,12 @@ def _run_all(
             continue
         say(f"run {index}/{len(specs)}: {spec.name}")
         try:
-            record = run_module.execute_run(
-                spec, target, seed=seed, scenario=scenario, partner=dialect
-            )
+            if ahead is not None:
+                record = ahead.execute(spec, specs[index:])
+            else:
+                record = run_module.execute_run(
+                    spec, target, seed=seed, scenario=scenario, partner=dialect
+                )
         except KeyboardInterrupt as exc:
             outcome.signum = getattr(exc, "signum", signal.SIGINT)
             stopped = f"the verification was interrupted by {signal.Signals(outcome.signum).name}"

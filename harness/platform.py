@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import json
 import logging
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -32,12 +33,14 @@ from harness.drivers import (
     Bounds,
     CommandDriver,
     ConnectorDriver,
+    ConnectorStartError,
     InProcessDriver,
     PlatformEnv,
     UrlDriver,
     current_bounds,
     load_connector,
 )
+from harness.drivers.loopback import ABANDONED
 from harness.gateway import DEFAULT_GATEWAY_URL, FeedSetup, Gateway, serve_gateway
 from harness.gateway.feeds import DEFAULT_DATAMART_ID
 from harness.redaction import Redactor
@@ -167,6 +170,7 @@ class Platform:
         self._stack = contextlib.ExitStack()
         self._ids = itertools.count()
         self.driver: ConnectorDriver | None = None
+        self._abandoned = threading.Event()
         self.partner_url = PARTNER_URL
         self.gateway_url = GATEWAY_URL
         self._learn_secrets()
@@ -242,7 +246,18 @@ class Platform:
             # awaited: three waits of 0.2-0.3 s each overlap instead of adding up
             self._stack.callback(served_gateway.stop_soon)
             self._stack.callback(served_partner.stop_soon)
+        if self._abandoned.is_set():
+            raise ConnectorStartError(ABANDONED)
         driver.start(env)
+
+    def abandon(self) -> None:
+        """From another thread: give up this platform's start if it is under way (its
+        ``start`` raises ``ConnectorStartError`` soon, and ``with`` stops what began);
+        nothing once it has started."""
+        self._abandoned.set()
+        abandon = getattr(self.driver, "abandon", None)
+        if abandon is not None:
+            abandon()
 
     def stop(self) -> None:
         """Stop the connector and the servers, unmount respx (idempotent)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 HOSTILE = Path(__file__).parent / "hostile.py"
 FLAWED = Path(__file__).parent / "flawed.py"
+SOLITARY = Path(__file__).parent / "solitary.py"
 
 
 def _stat_fields(pid: int) -> list[str] | None:

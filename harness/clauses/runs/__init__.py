@@ -48,21 +48,40 @@ def execute_run(
     cannot be started raises ``harness.drivers.ConnectorStartError``. ``partner`` is the
     dialect the fake partner speaks (default: the scenario's, else ``generic``).
     """
+    record = prepare_run(spec, target, scenario=scenario, partner=partner)
+    with record.platform:
+        play_run(spec, record, seed)
+    return record
+
+
+def prepare_run(
+    spec: RunSpec,
+    target: Target,
+    *,
+    scenario: str | Scenario | None = None,
+    partner: str | None = None,
+) -> RunRecord:
+    """The record of a run of ``spec``, its platform built but not started (options as
+    :func:`execute_run`'s)."""
     platform = Platform(
         **target.platform_kwargs(),
         scenario=spec.scenario if spec.scenario is not None else scenario,
         settings=SimulatorSettings(**dict(spec.settings)),
         partner=partner,
     )
-    record = RunRecord(
+    return RunRecord(
         spec.name,
         platform,
         notes=spec.notes(),
         user_scenario=spec.scenario is None and scenario is not None,
     )
-    with platform:
-        try:
-            spec.script(record, seed)
-        except (ConnectorUnavailableError, FeedStateError) as exc:
-            record.aborted = f"{type(exc).__name__}: {exc}"
+
+
+def play_run(spec: RunSpec, record: RunRecord, seed: int) -> RunRecord:
+    """Play ``spec``'s script on ``record``'s started platform (stopping it is the
+    caller's): a connector that stops answering ends it early (``record.aborted``)."""
+    try:
+        spec.script(record, seed)
+    except (ConnectorUnavailableError, FeedStateError) as exc:
+        record.aborted = f"{type(exc).__name__}: {exc}"
     return record
