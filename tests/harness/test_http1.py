@@ -1,5 +1,5 @@
-"""The platform->connector leg's HTTP/1.1 client, against raw loopback servers that
-answer exactly the bytes each test scripts."""
+"""The platform->connector leg's HTTP/1.1 client (llhttp through httptools), against raw
+loopback servers that answer exactly the bytes each test scripts."""
 
 from __future__ import annotations
 
@@ -153,6 +153,7 @@ def test_bytes_that_are_not_http_are_named_not_http() -> None:
         with pytest.raises(HttpFailureError) as caught:
             call(client)
     assert caught.value.kind == "not-http"
+    assert "the answer began b'\\x00\\xff SSH-2.0-OpenSSH" in caught.value.detail
 
 
 def test_a_connection_closed_without_an_answer_is_a_connection_failure() -> None:
@@ -297,3 +298,93 @@ def test_interrupt_ends_a_call_under_way_from_another_thread() -> None:
 def test_a_base_url_that_is_not_http_is_refused(url: str) -> None:
     with pytest.raises(ValueError, match="is not an http"):
         Http1Client(url, user_agent="t")
+
+
+def test_a_1xx_answer_is_read_past_to_the_real_one() -> None:
+    raw = b"HTTP/1.1 100 Continue\r\nx-early: 1\r\n\r\n" + OK
+    with server(answer(raw)) as (url, _, connections):
+        client = Http1Client(url, user_agent="t")
+        replies = [call(client), call(client)]
+        client.close()
+    assert [(r.status, r.body) for r in replies] == [(200, b"{}")] * 2
+    assert ("x-early", "1") not in replies[0].headers
+    assert len(connections) == 1
+
+
+def test_headers_are_lower_case_names_and_trimmed_values_in_order() -> None:
+    raw = b"HTTP/1.1 204 No Content\r\nX-Trace:  a1 \r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n"
+    with server(answer(raw)) as (url, _, connections):
+        client = Http1Client(url, user_agent="t")
+        first, second = call(client), call(client)
+        client.close()
+    assert first.status == 204
+    assert first.body == b""
+    assert first.headers == [("x-trace", "a1"), ("set-cookie", "a=1"), ("set-cookie", "b=2")]
+    assert second.status == 204
+    assert len(connections) == 1  # a 204 has no body: the connection carries the next call
+
+
+def test_bytes_after_the_answer_make_the_next_call_use_a_new_connection() -> None:
+    with server(answer(OK + b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")) as (
+        url,
+        _,
+        connections,
+    ):
+        client = Http1Client(url, user_agent="t")
+        first, second = call(client), call(client)
+        client.close()
+    assert first.body == second.body == b"{}"
+    assert len(connections) == 2
+
+
+def test_an_http_1_0_answer_is_not_kept_alive() -> None:
+    raw = b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\n{}"
+    with server(answer(raw)) as (url, _, connections):
+        client = Http1Client(url, user_agent="t")
+        call(client)
+        call(client)
+        client.close()
+    assert len(connections) == 2
+
+
+def test_a_head_without_end_is_not_http_past_its_limit() -> None:
+    raw = b"HTTP/1.1 200 OK\r\n" + b"x-pad: " + b"a" * (200 * 1024)
+    with server(answer(raw, keep_open=False)) as (url, _, _):
+        client = Http1Client(url, user_agent="t")
+        with pytest.raises(HttpFailureError) as caught:
+            call(client)
+    assert caught.value.kind == "not-http"
+    assert "head" in caught.value.detail
+
+
+def test_a_status_line_that_is_not_http_names_what_is_wrong() -> None:
+    with server(answer(b"HTTP/1.1 abc OK\r\n\r\n", keep_open=False)) as (url, _, _):
+        client = Http1Client(url, user_agent="t")
+        with pytest.raises(HttpFailureError) as caught:
+            call(client)
+    assert caught.value.kind == "not-http"
+    assert caught.value.detail  # llhttp's reason, in words
+    assert not caught.value.detail.startswith("HPE_")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("GET", "/v1/a b", []),
+        ("GET", "/v1/\r\nx: y", []),
+        ("G ET", "/v1/x", []),
+        ("HEAD", "/v1/x", []),
+        ("GET", "/v1/x", [("x-a", "1\r\nx-b: 2")]),
+        ("GET", "/v1/x", [("x a", "1")]),
+    ],
+)
+def test_a_request_http_cannot_carry_is_refused_before_anything_is_sent(
+    method: str, path: str, headers: list[tuple[str, str]]
+) -> None:
+    with server(answer(OK)) as (url, requests, connections):
+        client = Http1Client(url, user_agent="t")
+        with pytest.raises(ValueError, match="cannot send"):
+            client.request(method, path, b"", headers, timeout=1.0, keep=10, most=10)
+        client.close()
+    assert requests == []
+    assert connections == []
