@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from fake_partner.app import ASGIApp, ConnectionDroppedError
     from fake_partner.clock import DEFAULT_START, VirtualClock, isoformat
     from fake_partner.counts import audience_size, is_targetable, match_rate, round_significant
+    from fake_partner.dialects import DIALECTS
     from fake_partner.errors import (
         ClockError,
         ErrorCode,
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
         PartnerUsageError,
         ScenarioError,
     )
-    from fake_partner.faces import DIALECTS
     from fake_partner.faults import EFFECT_KINDS, FaultRule
     from fake_partner.identifiers import (
         IDENTIFIER_TYPES,
@@ -78,7 +78,7 @@ _ORIGIN = {
     "PartnerError": "errors",
     "PartnerUsageError": "errors",
     "ScenarioError": "errors",
-    "DIALECTS": "faces",
+    "DIALECTS": "dialects",
     "EFFECT_KINDS": "faults",
     "FaultRule": "faults",
     "IDENTIFIER_TYPES": "identifiers",

@@ -9,14 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from fake_partner.dialects import DIALECTS
 from fake_partner.errors import PartnerUsageError
 from fake_partner.faces.base import Face, FaceRoute, PartnerRequest
 from fake_partner.faces.generic import GenericFace
 from fake_partner.faces.linkedin import LinkedInFace
 from fake_partner.faces.meta import MetaFace
-
-DIALECTS = ("generic", "linkedin", "meta")
-"""Every dialect name, the default first."""
 
 FACES: Mapping[str, Face] = MappingProxyType(
     {"generic": GenericFace(), "linkedin": LinkedInFace(), "meta": MetaFace()}
