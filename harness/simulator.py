@@ -6,18 +6,17 @@ The platform's policy and numbers (``SimulatorSettings``); all waiting is
 
 from __future__ import annotations
 
-import gc
 import json
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.routes import route
+from fake_partner.collector import load_gc
 from harness.accounting import (
     BatchAttempt,
     BatchRecord,
@@ -51,38 +50,6 @@ BATCH_ENDPOINT = "/v1/user_segment_update"
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 """Compact JSON, one encoder made once (``json.dumps`` with ``separators`` makes one per call)."""
 _CONNECTION_FAILURES = frozenset({"timeout", "connection", "crash"})
-LOAD_GC_THRESHOLDS = (10_000, 20, 100)
-"""Collector thresholds during a load (default ``(700, 10, 10)``): a load allocates
-millions of short-lived, acyclic objects, and the young generation's collections each
-scanned every survivor; the survivors are frozen first (``gc.freeze``). Not higher: an
-``httpx.Response`` sits in reference cycles, so an answer body read through httpx lives
-until a young collection frees it, and a connector answering 50 MB bodies would pile them
-up (10,000: 20 collections instead of 390 in a 10k-user load, GC 3-4% instead of 9-14%)."""
-_gc_lock = threading.Lock()
-_gc_depth = 0
-_gc_saved: tuple[int, int, int] = (700, 10, 10)
-
-
-@contextmanager
-def load_gc() -> Iterator[None]:
-    """During a load: freeze what exists (setup, users, partner) out of the collector's
-    scans and collect the young generation rarely; restored when the outermost load of
-    any thread ends. Cyclic garbage is still collected, just less often."""
-    global _gc_depth, _gc_saved
-    with _gc_lock:
-        if _gc_depth == 0:
-            _gc_saved = gc.get_threshold()
-            gc.freeze()
-            gc.set_threshold(*LOAD_GC_THRESHOLDS)
-        _gc_depth += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_depth -= 1
-            if _gc_depth == 0:
-                gc.set_threshold(*_gc_saved)
-                gc.unfreeze()
 
 
 def _series(driver: ConnectorDriver) -> AbstractContextManager[None]:
