@@ -155,7 +155,14 @@ class Redactor:
 
     def headers(self, headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
         """Headers as lower-cased ``(name, value)`` pairs, redacted."""
-        return tuple((name.lower(), self.header(name, value)) for name, value in headers)
+        pairs = tuple((name.lower(), value) for name, value in headers)
+        pattern, secrets = self._text_state  # one consistent snapshot
+        # most header sets hold nothing to mask: one scan of all values for every secret
+        if SECRET_HEADERS.isdisjoint(name for name, _ in pairs) and (
+            pattern is None or not _holds_any("\n".join(value for _, value in pairs), secrets)
+        ):
+            return pairs
+        return tuple((name, self.header(name, value)) for name, value in pairs)
 
     def body(self, body: bytes) -> bytes:
         """A body, redacted: secret JSON / form keys masked, then known secret values."""
@@ -248,3 +255,7 @@ class Redactor:
         masked = [(k, MASK if _masks_key(k, v) else v) for k, v in pairs]
         kinds.update(k for (k, v), (_, new) in zip(pairs, masked, strict=True) if new != v)
         return urlencode(masked, safe="*").encode()
+
+
+def _holds_any(text: str, secrets: tuple[str, ...]) -> bool:
+    return any(secret in text for secret in secrets)

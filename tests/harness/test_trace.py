@@ -332,3 +332,26 @@ def test_one_pattern_masks_secrets_that_contain_each_other_whole() -> None:
     body = b"nothing to hide"
     assert redactor.body_masked(body) == (body, ())
     assert redactor.body_masked(body)[0] is body
+
+
+def test_headers_are_lower_cased_and_a_secret_in_any_value_is_masked() -> None:
+    redactor = Redactor([SECRET])
+    plain = [("Content-Type", "application/json"), ("X-Request-Id", "r-1")]
+    assert redactor.headers(plain) == (
+        ("content-type", "application/json"),
+        ("x-request-id", "r-1"),
+    )
+    leaky = [("Content-Type", "application/json"), ("X-Echo", f"got {SECRET} here")]
+    assert redactor.headers(leaky) == (
+        ("content-type", "application/json"),
+        ("x-echo", f"got {MASK} here"),
+    )
+    assert redactor.headers([("Cookie", "session=abc")]) == (("cookie", MASK),)
+    assert redactor.headers([("authorization", "Bearer abc")]) == (
+        ("authorization", f"Bearer {MASK}"),
+    )
+    trace = Trace(redactor=redactor)
+    exchange = trace.record(
+        "platform->connector", "GET", "http://c/v1/status", leaky, b"", status=200
+    )
+    assert exchange.redacted == ("request_headers",)
