@@ -14,6 +14,7 @@ import shlex
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +33,6 @@ from harness.targets import Target, UrlTarget
 
 if TYPE_CHECKING:
     from fake_partner import Scenario
-    from harness.clauses.runs.ahead import RunsAhead
     from harness.trace import Exchange
 
 __all__ = [
@@ -210,92 +210,78 @@ def _run_all(
 ) -> _Outcome:
     """Execute the runs in order until one gives a reason to stop; the runs not run get
     that reason in ``run_errors``."""
-    from harness.clauses.runs.ahead import RunsAhead
-
-    # a connector process (--cmd) starts and stops around every run: the next runs'
-    # platforms start while one plays, and each stops behind it (the runs still play in turn)
-    if target.cmd is None:
-        return _run_in_turn(
-            specs, target, seed, scenario, bounds, evidence, run_errors, say, dialect, None
-        )
-    with RunsAhead(target, seed=seed, scenario=scenario, partner=dialect) as ahead:
-        return _run_in_turn(
-            specs, target, seed, scenario, bounds, evidence, run_errors, say, dialect, ahead
-        )
-
-
-def _run_in_turn(
-    specs: Sequence[RunSpec],
-    target: Target,
-    seed: int,
-    scenario: Scenario | None,
-    bounds: Bounds,
-    evidence: Evidence,
-    run_errors: dict[str, str],
-    say: Progress,
-    dialect: str,
-    ahead: RunsAhead | None,
-) -> _Outcome:
-    """``_run_all``'s loop; ``ahead`` executes the runs when given."""
     from harness.clauses import runs as run_module
+    from harness.clauses.runs.ahead import RunsAhead
     from harness.drivers import ConnectorLoadError, ConnectorStartError
     from harness.gateway import ServeError
 
+    # a connector process (--cmd) starts and stops around every run: the next runs'
+    # platforms start while one plays, and each stops behind it (the runs still play in turn)
+    ahead_or_none: AbstractContextManager[RunsAhead | None] = (
+        RunsAhead(target, seed=seed, scenario=scenario, partner=dialect)
+        if target.cmd is not None
+        else nullcontext()
+    )
     outcome = _Outcome()
     stopped: str | None = None
-    for index, spec in enumerate(specs, 1):
-        if stopped is None and bounds.expired():
-            stopped = f"{bounds.deadline_label()} passed before it could start"
-        if stopped is not None:
-            run_errors[spec.name] = f"not run: {stopped}"
-            continue
-        say(f"run {index}/{len(specs)}: {spec.name}")
-        try:
-            if ahead is not None:
-                record = ahead.execute(spec, specs[index:])
-            else:
-                record = run_module.execute_run(
-                    spec, target, seed=seed, scenario=scenario, partner=dialect
-                )
-        except KeyboardInterrupt as exc:
-            outcome.signum = getattr(exc, "signum", signal.SIGINT)
-            stopped = f"the verification was interrupted by {signal.Signals(outcome.signum).name}"
-            run_errors[spec.name] = f"cut short: {stopped} during this run"
-            continue
-        except ConnectorLoadError:
-            raise
-        except ConnectorStartError as exc:
-            if bounds.expired():
-                stopped = f"{bounds.deadline_label()} passed"
-                run_errors[spec.name] = f"cut short: {stopped} while the connector started"
+    with ahead_or_none as ahead:
+        for index, spec in enumerate(specs, 1):
+            if stopped is None and bounds.expired():
+                stopped = f"{bounds.deadline_label()} passed before it could start"
+            if stopped is not None:
+                run_errors[spec.name] = f"not run: {stopped}"
                 continue
-            if not evidence.runs:
+            say(f"run {index}/{len(specs)}: {spec.name}")
+            try:
+                if ahead is not None:
+                    record = ahead.execute(spec, specs[index:])
+                else:
+                    record = run_module.execute_run(
+                        spec, target, seed=seed, scenario=scenario, partner=dialect
+                    )
+            except KeyboardInterrupt as exc:
+                outcome.signum = getattr(exc, "signum", signal.SIGINT)
+                stopped = (
+                    f"the verification was interrupted by {signal.Signals(outcome.signum).name}"
+                )
+                run_errors[spec.name] = f"cut short: {stopped} during this run"
+                continue
+            except ConnectorLoadError:
                 raise
-            first_line = str(exc).splitlines()[0]
-            outcome.lost = f"before run {spec.name}: it could not be started again: {first_line}"
-            stopped = f"the connector was lost {outcome.lost}"
-            run_errors[spec.name] = f"not run: {stopped}"
-            continue
-        except ServeError as exc:
-            raise VerifyUsageError(_serve_problem(target, exc)) from exc
-        except Exception as exc:  # a broken run script must not end the verification
-            run_errors[spec.name] = f"{type(exc).__name__}: {exc}"
-            continue
-        stall: Stall | None = getattr(record.platform.driver, "stall", None)
-        if stall is not None and stall.kind == "deadline":
-            stopped = stall.reason
-            run_errors[spec.name] = f"cut short: {stopped} during this run"
-            continue
-        evidence.runs[spec.name] = record
-        if stall is not None:
-            outcome.stalls.append(stall)
-            if stall.kind == "lost":
-                outcome.lost = f"in run {spec.name}: {stall.reason}"
-            gave_up = f"the harness gave up on the connector in run {spec.name}: {stall.reason}"
-            say(gave_up)
-            hanging = sum(s.kind == "hanging" for s in outcome.stalls)
-            if stall.kind != "hanging" or hanging >= _MAX_HANGING_RUNS:
-                stopped = gave_up
+            except ConnectorStartError as exc:
+                if bounds.expired():
+                    stopped = f"{bounds.deadline_label()} passed"
+                    run_errors[spec.name] = f"cut short: {stopped} while the connector started"
+                    continue
+                if not evidence.runs:
+                    raise
+                first_line = str(exc).splitlines()[0]
+                outcome.lost = (
+                    f"before run {spec.name}: it could not be started again: {first_line}"
+                )
+                stopped = f"the connector was lost {outcome.lost}"
+                run_errors[spec.name] = f"not run: {stopped}"
+                continue
+            except ServeError as exc:
+                raise VerifyUsageError(_serve_problem(target, exc)) from exc
+            except Exception as exc:  # a broken run script must not end the verification
+                run_errors[spec.name] = f"{type(exc).__name__}: {exc}"
+                continue
+            stall: Stall | None = getattr(record.platform.driver, "stall", None)
+            if stall is not None and stall.kind == "deadline":
+                stopped = stall.reason
+                run_errors[spec.name] = f"cut short: {stopped} during this run"
+                continue
+            evidence.runs[spec.name] = record
+            if stall is not None:
+                outcome.stalls.append(stall)
+                if stall.kind == "lost":
+                    outcome.lost = f"in run {spec.name}: {stall.reason}"
+                gave_up = f"the harness gave up on the connector in run {spec.name}: {stall.reason}"
+                say(gave_up)
+                hanging = sum(s.kind == "hanging" for s in outcome.stalls)
+                if stall.kind != "hanging" or hanging >= _MAX_HANGING_RUNS:
+                    stopped = gave_up
     return outcome
 
 
