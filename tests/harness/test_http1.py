@@ -87,6 +87,16 @@ def answer(raw: bytes, keep_open: bool = True) -> Handler:
     return handle
 
 
+def never_answer(hold: threading.Event) -> Handler:
+    """Reads the request and answers nothing until ``hold`` is set (at most 5 s)."""
+
+    def handle(conn: socket.socket, _: bytes) -> bool:
+        hold.wait(5)
+        return False
+
+    return handle
+
+
 def call(client: Http1Client, path: str = "/v1/x", body: bytes = b"{}", **limits: float) -> Reply:
     options = {"timeout": 2.0, "keep": 1024, "most": 4096, **limits}
     return client.request(
@@ -187,12 +197,7 @@ def test_a_refused_connection_is_a_connection_failure() -> None:
 
 def test_no_answer_in_time_is_a_timeout() -> None:
     hold = threading.Event()
-
-    def never(conn: socket.socket, _: bytes) -> bool:
-        hold.wait(5)
-        return False
-
-    with server(never) as (url, _, _):
+    with server(never_answer(hold)) as (url, _, _):
         client = Http1Client(url, user_agent="t")
         started = time.monotonic()
         with pytest.raises(HttpFailureError) as caught:
@@ -277,12 +282,7 @@ def test_a_large_chunked_body_is_counted_up_to_most_then_dropped() -> None:
 
 def test_interrupt_ends_a_call_under_way_from_another_thread() -> None:
     hold = threading.Event()
-
-    def never(conn: socket.socket, _: bytes) -> bool:
-        hold.wait(5)
-        return False
-
-    with server(never) as (url, _, _):
+    with server(never_answer(hold)) as (url, _, _):
         client = Http1Client(url, user_agent="t")
         threading.Timer(0.2, client.interrupt).start()
         started = time.monotonic()
